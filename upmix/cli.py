@@ -1,0 +1,142 @@
+"""The `upmix` command line: parse options, call the library, print. No signal processing here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import UpmixError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Turn mono and stereo recordings into immersive audio.")
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]upmix: error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def handles_errors(fn: Callable) -> Callable:
+    """Turn bad-input errors into one line on stderr and exit status 2, with no traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UpmixError as exc:
+            _fail(str(exc))
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(f"{where}{exc.strerror or exc}")
+        except KeyboardInterrupt:
+            err.print("upmix: interrupted")
+            raise typer.Exit(130) from None
+    return wrapper
+
+
+@contextmanager
+def _progress(label: str, enabled: bool) -> Iterator[Optional[Callable[[int, int], None]]]:
+    """A rich progress bar on stderr (only on a terminal); yields the callback for the library."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@app.command()
+@handles_errors
+def layouts(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List the speaker layouts (built in, and from folders in UPMIX_LAYOUT_PATH)."""
+    from .layouts import list_layouts
+
+    items = list_layouts()
+    if as_json:
+        print(json.dumps([{"name": lay.name, "aliases": list(lay.aliases), "channels": lay.channel_names,
+                           "wav_labels": lay.wav_labels, "channel_mask": f"0x{lay.channel_mask:X}",
+                           "source": lay.source} for lay in items], indent=2))
+        return
+    table = Table("layout", "aliases", "ch", "channels (file order)", "WAV mask")
+    for lay in items:
+        table.add_row(lay.name, ", ".join(lay.aliases), str(lay.num_channels),
+                      " ".join(lay.channel_names), f"0x{lay.channel_mask:X}")
+    out.print(table)
+
+
+@app.command()
+@handles_errors
+def info(file: Path = typer.Argument(..., help="Audio file."),
+         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """Print format, channels with their labels, duration, peak and loudness of an audio file."""
+    from .pipeline import describe_file
+
+    with _progress("measuring", True) as progress:
+        desc = describe_file(file, progress)
+    if as_json:
+        print(json.dumps(desc, indent=2))
+        return
+    lufs = desc["integrated_lufs"]
+    out.print(f"[bold]{desc['path']}[/]\n"
+              f"  format       {desc['container']} {desc['sample_format']}, {desc['sample_rate']} Hz, "
+              f"{desc['channels']} channels\n"
+              f"  layout       {desc['layout'] or '-'} (channel mask {desc['channel_mask'] or 'none'})\n"
+              f"  duration     {desc['duration_s']:.3f} s ({desc['frames']} frames)\n"
+              f"  loudness     {'-' if lufs is None else f'{lufs:.1f}'} LUFS integrated (BS.1770-4)",
+              highlight=False)
+    table = Table("#", "label", "name", "peak dBFS")
+    for ch in desc["channel_info"]:
+        pk = ch["peak_dbfs"]
+        table.add_row(str(ch["index"] + 1), ch["label"], ch["name"] or "", "-inf" if pk is None else f"{pk:.2f}")
+    out.print(table)
+
+
+@app.command()
+@handles_errors
+def render(scene: Path = typer.Argument(..., help="Scene file (YAML)."),
+           output: Path = typer.Option(..., "-o", "--output", help="Output .wav or .flac file."),
+           stems: Optional[Path] = typer.Option(None, "--stems", help="Folder of STEM.<ext> audio files."),
+           format: Optional[str] = typer.Option(None, "--format", "-f",
+                                                help="Target: layout name/alias (7.1.4, 5.1, 4+7+0, ...) "
+                                                     "or a layout .yaml file. Default: the scene's."),
+           sample_rate: Optional[int] = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
+                                                     help="Output rate in Hz (default: scene's, else 48000)."),
+           bits: Optional[str] = typer.Option(None, "--bits", help="16, 24 or float (default 24)."),
+           lfe: bool = typer.Option(False, "--lfe/--no-lfe",
+                                    help="Feed the LFE with the 120 Hz low-passed object mix at -10 dB."),
+           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
+    """Render a scene's objects to a speaker layout."""
+    from .pipeline import render_scene, report_path
+
+    if bits is not None and bits not in ("16", "24", "float"):
+        raise UpmixError(f"--bits must be 16, 24 or float, not {bits!r}")
+    with _progress("rendering", not quiet) as progress:
+        report = render_scene(scene, output, stems_dir=stems, format=format, sample_rate=sample_rate,
+                              bits=bits, lfe=lfe, progress=progress)
+    for warning in report["warnings"]:
+        err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if not quiet:
+        lufs = report["integrated_lufs"]
+        out.print(f"wrote {output} ({report['format']}, {len(report['channels'])} channels, "
+                  f"{report['duration_s']:.2f} s, {'-' if lufs is None else f'{lufs:.1f}'} LUFS) "
+                  f"and {report_path(output)}; {report['realtime_factor']}x real time", highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="upmix")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Shared signal processing: loudness metering, decorrelation filters, block convolution, filters.
+
+Everything here streams: objects keep the state that carries across blocks, and feeding a signal
+in blocks gives the same result as feeding it whole. Audio is float32 ``(channels, frames)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+from numpy.typing import ArrayLike
+from pyloudnorm.iirfilter import IIRfilter
+
+
+def bs1770_weights(azimuth: ArrayLike, elevation: ArrayLike, is_lfe: ArrayLike) -> np.ndarray:
+    """ITU-R BS.1770-4 channel weights: 1.41 for |elevation| < 30 and 60 <= |azimuth| <= 120
+    degrees, 0 for LFE channels, 1.0 otherwise."""
+    az, el = np.abs(np.asarray(azimuth, float)), np.abs(np.asarray(elevation, float))
+    w = np.where((el < 30) & (az >= 60) & (az <= 120), 1.41, 1.0)
+    return np.where(np.asarray(is_lfe, bool), 0.0, w)
+
+
+class LoudnessMeter:
+    """Integrated loudness (ITU-R BS.1770-4, LUFS) of a multichannel stream.
+
+    The K-weighting filters are pyloudnorm's; the gating is done here on 100 ms energy sums so any
+    channel count and weights work and memory stays small for long files (pyloudnorm's Meter takes
+    at most five channels in a fixed order and needs the whole signal in memory).
+
+    Args:
+        sample_rate: Hz.
+        weights: per-channel weights (see `bs1770_weights`); default 1.0 for every channel.
+    """
+
+    def __init__(self, sample_rate: int, weights: ArrayLike | None = None) -> None:
+        self.sample_rate = sample_rate
+        self.weights = None if weights is None else np.asarray(weights, dtype=float)
+        shelf = IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate, "high_shelf")
+        highpass = IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")
+        self._sos = np.vstack([scipy.signal.tf2sos(f.b, f.a) for f in (shelf, highpass)])
+        self._gain = shelf.passband_gain * highpass.passband_gain
+        self._zi = None
+        self._hop = int(round(0.1 * sample_rate))
+        self._pending = None
+        self._quarters: list[np.ndarray] = []
+
+    def process(self, block: np.ndarray) -> None:
+        """Add a (channels, frames) block."""
+        x = np.asarray(block, dtype=np.float64)
+        if self._zi is None:
+            self._zi = np.zeros((self._sos.shape[0], x.shape[0], 2))
+            if self.weights is None:
+                self.weights = np.ones(x.shape[0])
+        y, self._zi = scipy.signal.sosfilt(self._sos, x, axis=-1, zi=self._zi)
+        y = (y * self._gain) ** 2
+        if self._pending is not None:
+            y = np.concatenate([self._pending, y], axis=1)
+        n = y.shape[1] // self._hop
+        if n:
+            self._quarters.append(y[:, :n * self._hop].reshape(y.shape[0], n, self._hop).sum(-1))
+        self._pending = y[:, n * self._hop:]
+
+    def integrated(self) -> float:
+        """Gated integrated loudness in LUFS; -inf for silence or less than 400 ms of audio."""
+        if not self._quarters:
+            return -math.inf
+        q = np.concatenate(self._quarters, axis=1)
+        if q.shape[1] < 4:
+            return -math.inf
+        # 400 ms blocks with 75 % overlap: four consecutive 100 ms sums
+        z = (q[:, :-3] + q[:, 1:-2] + q[:, 2:-1] + q[:, 3:]) / (4 * self._hop)
+        power = self.weights @ z
+        with np.errstate(divide="ignore"):
+            loud = -0.691 + 10 * np.log10(power)
+        gated = loud >= -70.0
+        if not gated.any():
+            return -math.inf
+        rel = -0.691 + 10 * np.log10(power[gated].mean()) - 10.0
+        gated &= loud > rel
+        return float(-0.691 + 10 * np.log10(power[gated].mean()))
+
+
+def decorrelation_filters(n: int, length: int = 512, seed: int = 2051) -> np.ndarray:
+    """`n` mutually decorrelated all-pass FIR filters, shape (n, length).
+
+    Flat magnitude response, independent random phase per frequency bin (real at DC and Nyquist),
+    so each filter keeps the spectrum and their outputs are mutually incoherent.
+    """
+    rng = np.random.default_rng(seed)
+    bins = length // 2 + 1
+    phase = rng.uniform(-np.pi, np.pi, size=(n, bins))
+    phase[:, 0] = 0.0
+    if length % 2 == 0:
+        phase[:, -1] = 0.0
+    return np.fft.irfft(np.exp(1j * phase), n=length, axis=-1).astype(np.float32)
+
+
+class BlockConvolver:
+    """Overlap-add FFT convolution of one input signal with one filter per output channel.
+
+    Args:
+        filters: (channels, taps) impulse responses.
+    """
+
+    def __init__(self, filters: np.ndarray) -> None:
+        self.filters = np.asarray(filters, dtype=np.float32)
+        self._tail = np.zeros((self.filters.shape[0], self.filters.shape[1] - 1), dtype=np.float32)
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Convolve a mono block (frames,); returns (channels, frames)."""
+        n, taps = len(x), self.filters.shape[1]
+        nfft = scipy.fft.next_fast_len(n + taps - 1, real=True)
+        spec = scipy.fft.rfft(x, nfft)[None, :] * scipy.fft.rfft(self.filters, nfft, axis=-1)
+        y = scipy.fft.irfft(spec, nfft, axis=-1)[:, :n + taps - 1].astype(np.float32)
+        y[:, :taps - 1] += self._tail
+        out, self._tail = y[:, :n], y[:, n:].copy()
+        return out
+
+    def flush(self) -> np.ndarray:
+        """The remaining tail (channels, taps - 1)."""
+        tail, self._tail = self._tail, np.zeros_like(self._tail)
+        return tail
+
+
+class LowPass:
+    """Streaming Linkwitz-Riley (two cascaded Butterworth) low-pass, for LFE feeds.
+
+    Args:
+        sample_rate: Hz.
+        cutoff: -6 dB frequency in Hz.
+        order: total order (4 = LR4).
+    """
+
+    def __init__(self, sample_rate: int, cutoff: float = 120.0, order: int = 4) -> None:
+        sos = scipy.signal.butter(order // 2, cutoff, fs=sample_rate, output="sos")
+        self._sos = np.vstack([sos, sos])
+        self._zi = None
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Filter a block along its last axis."""
+        x = np.asarray(x, dtype=np.float64)
+        if self._zi is None:
+            self._zi = np.zeros((self._sos.shape[0],) + x.shape[:-1] + (2,))
+        y, self._zi = scipy.signal.sosfilt(self._sos, x, axis=-1, zi=self._zi)
+        return y.astype(np.float32)
+
+
+class SignalStats:
+    """Per-channel sample peak and integrated loudness of a stream (for reports and `upmix info`).
+
+    Args:
+        sample_rate: Hz.
+        weights: BS.1770 channel weights (see `bs1770_weights`).
+    """
+
+    def __init__(self, sample_rate: int, weights: ArrayLike) -> None:
+        self.loudness = LoudnessMeter(sample_rate, weights)
+        self.peak = np.zeros(len(np.asarray(weights)))
+        self.frames = 0
+
+    def process(self, block: np.ndarray) -> None:
+        if block.shape[1] == 0:
+            return
+        self.peak = np.maximum(self.peak, np.abs(block).max(axis=1))
+        self.loudness.process(block)
+        self.frames += block.shape[1]
+
+    @property
+    def peak_dbfs(self) -> list[float | None]:
+        """Sample peak per channel in dBFS (None for a silent channel)."""
+        return [round(float(20 * np.log10(p)), 2) if p > 0 else None for p in self.peak]
+
+    @property
+    def integrated_lufs(self) -> float | None:
+        value = self.loudness.integrated()
+        return round(value, 2) if math.isfinite(value) else None

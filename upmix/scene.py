@@ -1,0 +1,300 @@
+"""The scene model: objects placed in 3D, a listener (still or walking), an optional room, a target.
+
+Scene files are YAML. Every key but ``objects`` is optional::
+
+    name: String quartet                # optional, for reports
+    objects:                            # required, at least one
+      - stem: violin_1                  # audio from STEM.<ext> in --stems DIR ... or
+        # file: path/to/audio.wav       # a file, relative to the scene file
+        name: first violin              # optional label (default: the stem or file name)
+        position: [8.2, 11.5, 1.9]      # metres, scene coordinates ... or, relative to the
+        # position: {azimuth: 30, elevation: 0, distance: 5}    listener's initial position and yaw
+        gain_db: 0                      # level in dB
+        width: 0                        # spread, degrees of angular diameter (0 = point)
+        diffuse: 0                      # 0..1, share of the energy rendered diffuse (or true/false)
+    listener:
+      position: [10, 5, 1.2]            # metres (default [0, 0, 0]; required with a room)
+      yaw: 0                            # degrees anticlockwise, 0 = facing +y
+      path:                             # optional walk: keyframes, times in seconds, increasing
+        - {time: 0, position: [10, 2, 1.2], yaw: 0}
+    room:                               # optional; absent = free field
+      dimensions: [20, 15, 10]          # metres along x, y, z; the origin is a floor corner
+      rt60: 1.6                         # seconds ... or
+      # materials: brickwork            # one pyroomacoustics material (or absorption 0..1) for all
+      # materials: {walls: brickwork, floor: stage_floor, ceiling: plasterboard, front: ...}
+      air_absorption: true
+    output: {format: 7.1.4, sample_rate: 48000, bits: 24}   # defaults; CLI options override
+    render: {reference_distance: 1.0, near_field: 0.5, propagation_delay: true}
+
+Coordinates follow `upmix.geometry`: x right, y front, z up, metres; angles in degrees.
+Material surfaces are named in scene terms: left (x = 0), right, back (y = 0), front, floor, ceiling;
+``walls`` sets the four walls at once.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UpmixError
+from .geometry import SPEED_OF_SOUND, cartesian, rotate_yaw
+from .validate import Node, load_yaml
+
+SURFACES = ("left", "right", "back", "front", "floor", "ceiling")
+"""Room surfaces in scene terms (left: x = 0, back: y = 0, floor: z = 0)."""
+
+_STEM_NAME = re.compile(r"^[\w.+-]+$")
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """A sound source: audio from a stem or a file, at a position in scene coordinates (metres)."""
+
+    name: str
+    position: tuple[float, float, float]
+    stem: str | None = None
+    file: Path | None = None
+    gain_db: float = 0.0
+    width: float = 0.0
+    diffuse: float = 0.0
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """A listener pose at a time: seconds, metres, degrees."""
+
+    time: float
+    position: tuple[float, float, float]
+    yaw: float
+
+
+@dataclass(frozen=True)
+class Listener:
+    position: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    yaw: float = 0.0
+    path: tuple[Keyframe, ...] = ()
+
+
+@dataclass(frozen=True)
+class Room:
+    """A shoebox room: dimensions in metres, and RT60 in seconds or per-surface materials.
+
+    `materials` maps each of `SURFACES` to a pyroomacoustics material name or an energy absorption
+    coefficient.
+    """
+
+    dimensions: tuple[float, float, float]
+    rt60: float | None = None
+    materials: dict[str, str | float] | None = None
+    air_absorption: bool = True
+
+    def contains(self, p: tuple[float, float, float]) -> bool:
+        return all(0.0 <= c <= d for c, d in zip(p, self.dimensions))
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    format: str | None = None
+    sample_rate: int | None = None
+    bits: str | None = None
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Direct-path model: gain = reference_distance / max(distance, near_field); delay = distance / c."""
+
+    reference_distance: float = 1.0
+    near_field: float = 0.5
+    propagation_delay: bool = True
+
+
+@dataclass(frozen=True)
+class Scene:
+    objects: tuple[SceneObject, ...]
+    listener: Listener = field(default_factory=Listener)
+    room: Room | None = None
+    output: OutputSettings = field(default_factory=OutputSettings)
+    render: RenderSettings = field(default_factory=RenderSettings)
+    name: str = ""
+    source: Path | None = None
+
+
+def load_scene(path: str | Path) -> Scene:
+    """Load and validate a scene file; errors name the file and the key path."""
+    return parse_scene(load_yaml(path))
+
+
+def parse_scene(root: Node) -> Scene:
+    """Validate a parsed scene document and build the Scene."""
+    root.mapping({"name", "description", "objects", "listener", "room", "output", "render"})
+    room = _room(root.get("room")) if root.has("room") else None
+    listener = _listener(root.get("listener", {}), room, required=room is not None and not root.has("listener"))
+    base = root.file.parent
+    objects = tuple(_object(node, listener, room, base) for node in root.get("objects").items(min_len=1))
+    return Scene(objects=objects, listener=listener, room=room, output=_output(root.get("output", {})),
+                 render=_render(root.get("render", {})), name=str(root.get("name", "").value or ""),
+                 source=root.file)
+
+
+def _position(node: Node, room: Room | None) -> tuple[float, float, float]:
+    p = node.vector(3)
+    if room is not None and not room.contains(p):
+        dims = " x ".join(f"{d:g}" for d in room.dimensions)
+        raise node.error(f"({', '.join(f'{c:g}' for c in p)}) is outside the room ({dims} m, "
+                         "origin at a floor corner)")
+    return p
+
+
+def _listener(node: Node, room: Room | None, required: bool) -> Listener:
+    if required:
+        raise node.error("is required when the scene has a room (where does the listener stand?)")
+    node.mapping({"position", "yaw", "path"})
+    position = _position(node.get("position", [0.0, 0.0, 0.0]), room)
+    yaw = node.get("yaw", 0.0).number(-360, 360, unit="degrees")
+    keys: list[Keyframe] = []
+    if node.has("path"):
+        last_yaw = yaw
+        for k in node.get("path").items(min_len=1):
+            k.mapping({"time", "position", "yaw"})
+            t = k.get("time").number(0, unit="s")
+            if keys and t <= keys[-1].time:
+                raise k.get("time").error(f"must be later than the previous keyframe's "
+                                          f"{keys[-1].time:g} s")
+            last_yaw = k.get("yaw", last_yaw).number(-3600, 3600, unit="degrees")
+            keys.append(Keyframe(t, _position(k.get("position"), room), last_yaw))
+    return Listener(position=position, yaw=yaw, path=tuple(keys))
+
+
+def _object(node: Node, listener: Listener, room: Room | None, base: Path) -> SceneObject:
+    node.mapping({"stem", "file", "name", "position", "gain_db", "width", "diffuse"})
+    if node.has("stem") == node.has("file"):
+        raise node.error("needs exactly one of 'stem' (a stem name) or 'file' (an audio file)")
+    stem = file = None
+    if node.has("stem"):
+        stem = node.get("stem").string()
+        if not _STEM_NAME.match(stem):
+            raise node.get("stem").error(f"{stem!r} is not a stem name (letters, digits, _ . + - only)")
+        default_name = stem
+    else:
+        file = base / node.get("file").string()
+        default_name = file.stem
+    pos_node = node.get("position")
+    if isinstance(pos_node.value, dict):
+        pos_node.mapping({"azimuth", "elevation", "distance"})
+        az = pos_node.get("azimuth").number(-360, 360, unit="degrees")
+        el = pos_node.get("elevation", 0.0).number(-90, 90, unit="degrees")
+        dist = pos_node.get("distance", 1.0).number(0, lo_open=True, unit="m")
+        offset = rotate_yaw(cartesian(az, el, dist), listener.yaw)
+        position = tuple(float(c) for c in np.asarray(listener.position) + offset)
+        if room is not None and not room.contains(position):
+            raise pos_node.error(f"puts the object at ({', '.join(f'{c:.2f}' for c in position)}), "
+                                 "outside the room")
+    else:
+        position = _position(pos_node, room)
+    diffuse_node = node.get("diffuse", 0.0)
+    diffuse = (float(diffuse_node.boolean()) if isinstance(diffuse_node.value, bool)
+               else diffuse_node.number(0, 1))
+    return SceneObject(name=str(node.get("name", default_name).string()), position=position,
+                       stem=stem, file=file, gain_db=node.get("gain_db", 0.0).number(-120, 40, unit="dB"),
+                       width=node.get("width", 0.0).number(0, 360, unit="degrees"), diffuse=diffuse)
+
+
+def _material(node: Node) -> str | float:
+    if isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return node.number(0, 1)
+    name = node.string()
+    import pyroomacoustics as pra  # deferred: importing it takes a second
+
+    known = {m for cat in pra.materials_data["absorption"].values() for m in cat}
+    if name not in known:
+        raise node.error(f"unknown material {name!r}; use an absorption coefficient 0..1 or one "
+                         f"of pyroomacoustics' materials, e.g. {', '.join(sorted(known)[:6])}, ...")
+    return name
+
+
+def _room(node: Node) -> Room:
+    node.mapping({"dimensions", "rt60", "materials", "air_absorption"})
+    dnode = node.get("dimensions")
+    dims = dnode.vector(3)
+    if min(dims) <= 0:
+        raise dnode.error("every dimension must be greater than 0 m")
+    if node.has("rt60") == node.has("materials"):
+        raise node.error("needs exactly one of 'rt60' (seconds) or 'materials'")
+    rt60 = materials = None
+    if node.has("rt60"):
+        rnode = node.get("rt60")
+        rt60 = rnode.number(0, 30, lo_open=True, unit="s")
+        volume = dims[0] * dims[1] * dims[2]
+        surface = 2 * (dims[0] * dims[1] + dims[0] * dims[2] + dims[1] * dims[2])
+        # Sabine: the absorption this RT60 needs must be physically possible (at most 1)
+        shortest = 24 * math.log(10) * volume / (SPEED_OF_SOUND * surface)
+        if rt60 < shortest:
+            raise rnode.error(f"{rt60:g} s is too short for a room this size; even fully absorbing "
+                              f"walls give {shortest:.2f} s (Sabine)")
+    else:
+        mnode = node.get("materials")
+        if isinstance(mnode.value, dict):
+            mnode.mapping(set(SURFACES) | {"walls"})
+            walls = _material(mnode.get("walls")) if mnode.has("walls") else None
+            materials = {}
+            for s in SURFACES:
+                if mnode.has(s):
+                    materials[s] = _material(mnode.get(s))
+                elif walls is not None and s not in ("floor", "ceiling"):
+                    materials[s] = walls
+                else:
+                    raise mnode.get(s).error("is required (or give 'walls' for the four walls)")
+        else:
+            m = _material(mnode)
+            materials = {s: m for s in SURFACES}
+    return Room(dimensions=dims, rt60=rt60, materials=materials,
+                air_absorption=node.get("air_absorption", True).boolean())
+
+
+def _output(node: Node) -> OutputSettings:
+    from .render.targets import get_target
+
+    node.mapping({"format", "sample_rate", "bits"})
+    fmt = None
+    if node.has("format"):
+        fnode = node.get("format")
+        fmt = fnode.string()
+        spec = str(node.file.parent / fmt) if fmt.endswith((".yaml", ".yml")) else fmt
+        try:
+            get_target(spec)
+        except UpmixError as exc:
+            raise fnode.error(exc.message) from None
+        fmt = spec
+    rate = node.get("sample_rate").integer(8000, 384000) if node.has("sample_rate") else None
+    bits = node.get("bits").string(["16", "24", "float"]) if node.has("bits") else None
+    return OutputSettings(format=fmt, sample_rate=rate, bits=bits)
+
+
+def _render(node: Node) -> RenderSettings:
+    node.mapping({"reference_distance", "near_field", "propagation_delay"})
+    return RenderSettings(
+        reference_distance=node.get("reference_distance", 1.0).number(0, lo_open=True, unit="m"),
+        near_field=node.get("near_field", 0.5).number(0, lo_open=True, unit="m"),
+        propagation_delay=node.get("propagation_delay", True).boolean())
+
+
+def stem_path(stems_dir: Path, stem: str) -> Path:
+    """The audio file for a stem name in a stems folder (any readable extension)."""
+    matches = sorted(p for p in stems_dir.glob(f"{stem}.*") if p.is_file() and p.stem == stem)
+    if not matches:
+        raise UpmixError(f"no audio file for stem {stem!r} (expected {stem}.wav, .flac, ...)", stems_dir)
+    return matches[0]
+
+
+def object_source(obj: SceneObject, stems_dir: Path | None) -> Path:
+    """The audio file an object plays."""
+    if obj.file is not None:
+        return obj.file
+    if stems_dir is None:
+        raise UpmixError(f"object {obj.name!r} plays stem {obj.stem!r}: give the stems folder "
+                         "with --stems DIR")
+    return stem_path(stems_dir, obj.stem)
