@@ -83,19 +83,31 @@ class LoudnessMeter:
         return float(-0.691 + 10 * np.log10(power[gated].mean()))
 
 
-def decorrelation_filters(n: int, length: int = 512, seed: int = 2051) -> np.ndarray:
+def decorrelation_filters(n: int, length: int = 512, seed: int = 2051, candidates: int = 256
+                          ) -> np.ndarray:
     """`n` mutually decorrelated all-pass FIR filters, shape (n, length).
 
-    Flat magnitude response, independent random phase per frequency bin (real at DC and Nyquist),
-    so each filter keeps the spectrum and their outputs are mutually incoherent.
+    Each filter has a flat magnitude response and random phase per frequency bin (real at DC and
+    Nyquist), so it keeps the spectrum. Purely random phases leave a broadband correlation of about
+    1/sqrt(length/2) between two outputs; each filter is therefore picked from `candidates` random
+    ones as the one least correlated with those already chosen (deterministic for a given seed).
     """
     rng = np.random.default_rng(seed)
     bins = length // 2 + 1
-    phase = rng.uniform(-np.pi, np.pi, size=(n, bins))
-    phase[:, 0] = 0.0
-    if length % 2 == 0:
-        phase[:, -1] = 0.0
-    return np.fft.irfft(np.exp(1j * phase), n=length, axis=-1).astype(np.float32)
+    chosen: list[np.ndarray] = []
+    for _ in range(n):
+        phase = rng.uniform(-np.pi, np.pi, size=(candidates, bins))
+        phase[:, 0] = 0.0
+        if length % 2 == 0:
+            phase[:, -1] = 0.0
+        cand = np.fft.irfft(np.exp(1j * phase), n=length, axis=-1)
+        cand /= np.linalg.norm(cand, axis=-1, keepdims=True)
+        if chosen:
+            worst = np.max(np.abs(cand @ np.array(chosen).T), axis=1)
+            chosen.append(cand[np.argmin(worst)])
+        else:
+            chosen.append(cand[0])
+    return np.array(chosen, dtype=np.float32)
 
 
 class BlockConvolver:
