@@ -427,6 +427,18 @@ class StreamResampler:
 # writing
 
 
+def _pack24(q: np.ndarray) -> bytes:
+    """Little-endian 24-bit bytes of int32 samples: four samples packed into three 32-bit words."""
+    v = q.reshape(-1).astype(np.uint32) & 0xFFFFFF
+    n = len(v)
+    v = np.concatenate([v, np.zeros(-n % 4, np.uint32)]).reshape(-1, 4)
+    words = np.empty((len(v), 3), dtype="<u4")
+    words[:, 0] = v[:, 0] | (v[:, 1] << 24)
+    words[:, 1] = (v[:, 1] >> 8) | (v[:, 2] << 16)
+    words[:, 2] = (v[:, 2] >> 16) | (v[:, 3] << 8)
+    return words.tobytes()[:3 * n]
+
+
 def default_channel_mask(channels: int) -> int:
     """Mask for files with no layout: mono = FC, stereo = FL+FR, otherwise 0 (unassigned)."""
     return {1: 0x4, 2: 0x3}.get(channels, 0)
@@ -511,13 +523,12 @@ class AudioWriter:
     def _quantise(self, x: np.ndarray) -> np.ndarray:
         """Interleaved integer samples (frames, channels) for PCM subtypes."""
         bits = 16 if self.subtype == "PCM_16" else 24
-        scale = float(2 ** (bits - 1))
-        y = x.T.astype(np.float64) * scale
+        scale = np.float32(2 ** (bits - 1))
+        y = x.T * scale  # float32 holds every 24-bit integer exactly
         if bits == 16:  # TPDF dither of +-1 LSB
-            y += self._rng.random(y.shape) - self._rng.random(y.shape)
+            y += (self._rng.random(y.shape, np.float32) - self._rng.random(y.shape, np.float32))
         y = np.rint(y)
-        over = (y > scale - 1) | (y < -scale)
-        self.clipped += int(np.count_nonzero(over))
+        self.clipped += int(np.count_nonzero((y > scale - 1) | (y < -scale)))
         return np.clip(y, -scale, scale - 1).astype(np.int32)
 
     def write(self, block: np.ndarray) -> None:
@@ -537,10 +548,7 @@ class AudioWriter:
                 self._sf.write(q << (16 if self.subtype == "PCM_16" else 8))
                 self.frames += n
                 return
-            if self.subtype == "PCM_16":
-                data = q.astype("<i2").tobytes()
-            else:
-                data = np.ascontiguousarray(q, dtype="<i4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+            data = q.astype("<i2").tobytes() if self.subtype == "PCM_16" else _pack24(q)
         self._file.write(data)
         self._data_bytes += len(data)
         self.frames += n

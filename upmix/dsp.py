@@ -49,11 +49,11 @@ class LoudnessMeter:
 
     def process(self, block: np.ndarray) -> None:
         """Add a (channels, frames) block."""
-        x = np.asarray(block, dtype=np.float64)
+        if self.weights is None:
+            self.weights = np.ones(block.shape[0])
+        x = np.asarray(block, dtype=np.float64)[self.weights > 0]  # weight 0 (LFE) never counts
         if self._zi is None:
             self._zi = np.zeros((self._sos.shape[0], x.shape[0], 2))
-            if self.weights is None:
-                self.weights = np.ones(x.shape[0])
         y, self._zi = scipy.signal.sosfilt(self._sos, x, axis=-1, zi=self._zi)
         y = (y * self._gain) ** 2
         if self._pending is not None:
@@ -72,7 +72,7 @@ class LoudnessMeter:
             return -math.inf
         # 400 ms blocks with 75 % overlap: four consecutive 100 ms sums
         z = (q[:, :-3] + q[:, 1:-2] + q[:, 2:-1] + q[:, 3:]) / (4 * self._hop)
-        power = self.weights @ z
+        power = self.weights[self.weights > 0] @ z
         with np.errstate(divide="ignore"):
             loud = -0.691 + 10 * np.log10(power)
         gated = loud >= -70.0
