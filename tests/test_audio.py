@@ -6,7 +6,6 @@ import subprocess
 
 import numpy as np
 import pytest
-import scipy.signal
 import soundfile as sf
 
 from conftest import require_ffmpeg
@@ -209,3 +208,14 @@ def test_truncated_flac_is_an_error(tmp_path, rng):
     (tmp_path / "cut.flac").write_bytes(raw[:len(raw) // 2])
     with pytest.raises(UpmixError, match="truncated"):
         audio.read(tmp_path / "cut.flac")
+
+
+def test_output_gets_normal_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        audio.write(tmp_path / "p.wav", np.zeros((2, 10)), 48000)
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "p.wav").stat().st_mode & 0o777 == 0o644

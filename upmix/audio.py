@@ -16,16 +16,17 @@ import os
 import shutil
 import struct
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.signal
 import soundfile as sf
 
 from .errors import UpmixError
+from .files import temporary_sibling
 
 DEFAULT_BLOCK = 65536
 """Frames per block when streaming."""
@@ -488,19 +489,15 @@ class AudioWriter:
         if self.flac and subtype == "FLOAT":
             raise UpmixError("FLAC cannot hold 32-bit float samples; use 16 or 24 bits, or a .wav",
                              self.path)
-        folder = self.path.parent if str(self.path.parent) else Path(".")
-        if not folder.is_dir():
-            raise UpmixError(f"output folder {str(folder)!r} does not exist", self.path)
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=folder)
-        except OSError as exc:
-            raise UpmixError(f"cannot write here: {exc.strerror}", self.path) from None
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temporary_sibling(self.path)
         self._rng = np.random.default_rng(0x5EED)
         if self.flac:
-            self._sf = sf.SoundFile(str(self._tmp), "w", self.sample_rate, self.channels,
-                                    subtype=subtype, format="FLAC")
+            try:
+                self._sf = sf.SoundFile(str(self._tmp), "w", self.sample_rate, self.channels,
+                                        subtype=subtype, format="FLAC")
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                self._tmp.unlink(missing_ok=True)
+                raise UpmixError(f"cannot write FLAC: {exc}", self.path) from None
         else:
             self._file = open(self._tmp, "wb")
             fmt = _wav_fmt(self.channels, self.sample_rate, subtype, self.channel_mask)
@@ -511,7 +508,7 @@ class AudioWriter:
             self._file.write(self._header)
         self._data_bytes = 0
 
-    def __enter__(self) -> "AudioWriter":
+    def __enter__(self) -> AudioWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

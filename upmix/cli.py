@@ -7,7 +7,7 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 
 import typer
 from rich.console import Console
@@ -45,7 +45,7 @@ def handles_errors(fn: Callable) -> Callable:
 
 
 @contextmanager
-def _progress(label: str, enabled: bool) -> Iterator[Optional[Callable[[int, int], None]]]:
+def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     """A rich progress bar on stderr (only on a terminal); yields the callback for the library."""
     if not enabled or not err.is_terminal:
         yield None
@@ -106,13 +106,13 @@ def info(file: Path = typer.Argument(..., help="Audio file."),
 @handles_errors
 def render(scene: Path = typer.Argument(..., help="Scene file (YAML)."),
            output: Path = typer.Option(..., "-o", "--output", help="Output .wav or .flac file."),
-           stems: Optional[Path] = typer.Option(None, "--stems", help="Folder of STEM.<ext> audio files."),
-           format: Optional[str] = typer.Option(None, "--format", "-f",
+           stems: Path | None = typer.Option(None, "--stems", help="Folder of STEM.<ext> audio files."),
+           format: str | None = typer.Option(None, "--format", "-f",
                                                 help="Target: layout name/alias (7.1.4, 5.1, 4+7+0, ...) "
                                                      "or a layout .yaml file. Default: the scene's."),
-           sample_rate: Optional[int] = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
+           sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
                                                      help="Output rate in Hz (default: scene's, else 48000)."),
-           bits: Optional[str] = typer.Option(None, "--bits", help="16, 24 or float (default 24)."),
+           bits: str | None = typer.Option(None, "--bits", help="16, 24 or float (default 24)."),
            lfe: bool = typer.Option(False, "--lfe/--no-lfe",
                                     help="Feed the LFE with the 120 Hz low-passed object mix at -10 dB."),
            quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:

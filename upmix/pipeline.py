@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -15,6 +14,7 @@ from . import __version__
 from .audio import SUBTYPES, AudioWriter, BlockReader
 from .dsp import SignalStats, bs1770_weights
 from .errors import UpmixError
+from .files import temporary_sibling
 from .layouts import WAV_SPEAKER_BITS, Layout, layout_for_mask, mask_labels
 from .render.renderer import SceneRenderer
 from .render.targets import get_target
@@ -28,14 +28,12 @@ DEFAULT_SAMPLE_RATE = 48000
 
 def write_json(path: Path, data: dict) -> None:
     """Write a JSON file atomically (temporary file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    tmp = temporary_sibling(path)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import yaml
 
@@ -17,7 +18,7 @@ from .errors import UpmixError
 _MISSING = object()
 
 
-def load_yaml(path: str | Path) -> "Node":
+def load_yaml(path: str | Path) -> Node:
     """Parse a YAML file with ``yaml.safe_load`` and return its root node."""
     path = Path(path)
     try:
@@ -55,7 +56,7 @@ class Node:
         return f"{self.path}.{key}" if self.path else key
 
     # ---- structure -------------------------------------------------------------------------
-    def mapping(self, allowed: set[str] | None = None) -> "Node":
+    def mapping(self, allowed: set[str] | None = None) -> Node:
         """Check that this is a mapping (and has only `allowed` keys); return self."""
         if not isinstance(self.value, dict):
             raise self.error(f"must be a mapping, not {_kind(self.value)}")
@@ -69,7 +70,7 @@ class Node:
     def has(self, key: str) -> bool:
         return isinstance(self.value, dict) and key in self.value and self.value[key] is not None
 
-    def get(self, key: str, default: Any = _MISSING) -> "Node":
+    def get(self, key: str, default: Any = _MISSING) -> Node:
         """Child node `key`; a missing key is an error unless `default` is given."""
         self.mapping()
         if key in self.value and self.value[key] is not None:
@@ -78,7 +79,7 @@ class Node:
             raise Node(None, self.file, self._child(key)).error("is required")
         return Node(default, self.file, self._child(key))
 
-    def items(self, min_len: int = 0) -> Iterator["Node"]:
+    def items(self, min_len: int = 0) -> Iterator[Node]:
         """Child nodes of a list (at least `min_len` of them)."""
         if not isinstance(self.value, list):
             raise self.error(f"must be a list, not {_kind(self.value)}")
