@@ -53,14 +53,15 @@ def make_stems(folder: Path, seconds: float) -> Path:
 def job(name: str, folder: Path) -> None:
     """Run one job in this process and print its own duration in seconds."""
     from upmix.pipeline import render_scene
-    from upmix.render.renderer import SceneRenderer
+    from upmix.render.renderer import SceneRenderer, file_sources
     from upmix.render.targets import get_target
     from upmix.scene import load_scene
 
     scene = folder / "scene.yaml"
     start = time.perf_counter()
     if name == "core":
-        r = SceneRenderer(load_scene(scene), get_target("7.1.4"), RATE, stems_dir=folder)
+        sc = load_scene(scene)
+        r = SceneRenderer(sc, get_target("7.1.4"), RATE, file_sources(sc, folder, RATE))
         for _ in r.blocks():
             pass
     elif name == "file":
@@ -70,11 +71,12 @@ def job(name: str, folder: Path) -> None:
 
 def ffmpeg_command(folder: Path) -> list[str]:
     """The same mix as upmix's (gains and integer delays from upmix's own plan) done by ffmpeg."""
-    from upmix.render.renderer import SceneRenderer
+    from upmix.render.renderer import SceneRenderer, file_sources
     from upmix.render.targets import get_target
     from upmix.scene import load_scene
 
-    plans = SceneRenderer(load_scene(folder / "scene.yaml"), get_target("7.1.4"), RATE, folder).plans
+    sc = load_scene(folder / "scene.yaml")
+    plans = SceneRenderer(sc, get_target("7.1.4"), RATE, file_sources(sc, folder, RATE)).plans
     inputs = sum((["-i", str(folder / f"s{i}.wav")] for i in range(len(plans))), [])
     chains = [f"[{i}:a]adelay={p.delay}S[d{i}]" for i, p in enumerate(plans)]
     merge = "".join(f"[d{i}]" for i in range(len(plans))) + f"join=inputs={len(plans)}:channel_layout=7.1[m]"

@@ -14,7 +14,7 @@ from upmix import audio
 from upmix.geometry import SPEED_OF_SOUND
 from upmix.layouts import get_layout
 from upmix.pipeline import render_scene
-from upmix.render.renderer import LFE_GAIN, SceneRenderer
+from upmix.render.renderer import LFE_GAIN, SceneRenderer, file_sources
 from upmix.render.targets import get_target
 from upmix.scene import load_scene
 
@@ -146,8 +146,10 @@ def test_block_size_does_not_change_the_result(tmp_path, stems):
     """)
     scene = load_scene(path)
     target = get_target("7.1.4")
-    a = np.concatenate(list(SceneRenderer(scene, target, RATE, stems, lfe=True).blocks()), axis=1)
-    b = np.concatenate(list(SceneRenderer(scene, target, RATE, stems, lfe=True, block=1000).blocks()), axis=1)
+    a = np.concatenate(list(SceneRenderer(scene, target, RATE, file_sources(scene, stems, RATE),
+                                          lfe=True).blocks()), axis=1)
+    b = np.concatenate(list(SceneRenderer(scene, target, RATE, file_sources(scene, stems, RATE, block=1000),
+                                          lfe=True, block=1000).blocks()), axis=1)
     assert a.shape == b.shape
     np.testing.assert_allclose(a, b, atol=1e-6)
 

@@ -307,6 +307,10 @@ class BlockReader:
         return self.info.channels
 
     @property
+    def label(self) -> str:
+        return str(self.path)
+
+    @property
     def frames(self) -> int:
         """Length in frames at the output rate (estimated for files decoded through ffmpeg)."""
         return math.ceil(self.info.frames * self.sample_rate / self.info.sample_rate)

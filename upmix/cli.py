@@ -133,6 +133,51 @@ def render(scene: Path = typer.Argument(..., help="Scene file (YAML)."),
                   f"and {report_path(output)}; {report['realtime_factor']}x real time", highlight=False)
 
 
+@app.command()
+@handles_errors
+def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo recording (any format)."),
+        output: Path = typer.Option(..., "-o", "--output", help="Output .wav or .flac file."),
+        format: str | None = typer.Option(None, "--format", "-f",
+                                             help="Target layout (7.1.4, 5.1, 4+7+0, ... or a layout .yaml). "
+                                                  "Default: the scene's, else 7.1.4."),
+        width: float = typer.Option(30.0, "--width", help="Front stage half-width in degrees: where a "
+                                    "hard-panned source lands (30 = the stage as recorded)."),
+        center: float = typer.Option(1.0, "--center", help="0..1: how much centre-panned sound moves to "
+                                     "the centre speaker."),
+        ambience_front: float = typer.Option(0.2, "--ambience-front",
+                                             help="0..1: share of the ambience kept in the front pair."),
+        exact_downmix: bool = typer.Option(False, "--exact-downmix",
+                                           help="Guarantee that the ITU stereo fold-down equals the input."),
+        lfe: bool = typer.Option(False, "--lfe/--no-lfe", help="Redirect bass (< 120 Hz) to the LFE, -10 dB."),
+        scene: Path | None = typer.Option(None, "--scene", help="Place the stems yourself with a scene file."),
+        sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
+                                                  help="Output rate in Hz (default: the input's)."),
+        bits: str = typer.Option("24", "--bits", help="16, 24 or float."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
+    """Upmix a mono or stereo recording to a speaker layout."""
+    from .pipeline import report_path, upmix_file
+    from .placement import StageOptions
+
+    if bits not in ("16", "24", "float"):
+        raise UpmixError(f"--bits must be 16, 24 or float, not {bits!r}")
+    if device not in ("auto", "cpu", "cuda"):
+        raise UpmixError(f"--device must be auto, cpu or cuda, not {device!r}")
+    options = StageOptions(width=width, center=center, ambience_front=ambience_front)
+    with _progress("upmixing", not quiet) as progress:
+        report = upmix_file(source, output, format=format, options=options, exact_downmix=exact_downmix,
+                            lfe=lfe, scene_file=scene, device=device, sample_rate=sample_rate, bits=bits,
+                            progress=progress)
+    for warning in report["warnings"]:
+        err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if not quiet:
+        lufs, snr = report["integrated_lufs"], report["fold_down_snr_db"]
+        out.print(f"wrote {output} ({report['settings']['format']}, {len(report['channels'])} channels, "
+                  f"{report['duration_s']:.2f} s, {'-' if lufs is None else f'{lufs:.1f}'} LUFS"
+                  f"{'' if snr is None else f', fold-down SNR {snr:.1f} dB'}) and {report_path(output)}; "
+                  f"{report['realtime_factor']}x real time", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="upmix")

@@ -15,14 +15,17 @@ Objects reach the LFE only when ``lfe`` is on: a 120 Hz low-pass of the object m
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
+from typing import Protocol
 
 import numpy as np
 
 from ..audio import DEFAULT_BLOCK, BlockReader
 from ..dsp import BlockConvolver, LowPass, decorrelation_filters
+from ..errors import UpmixError
 from ..geometry import SPEED_OF_SOUND, cartesian, relative_direction
 from ..scene import Scene, SceneObject, object_source
 from .targets import SpeakerTarget
@@ -37,6 +40,71 @@ DIFFUSE_TAPS = 512
 """Length of the decorrelation filters for diffuse sound, samples."""
 
 
+class Source(Protocol):
+    """An object's audio: `channels`, expected `frames`, a `label` for reports, and blocks
+    (channels, frames) when iterated (a `BlockReader`, or a stem of a separator's stream)."""
+
+    channels: int
+    frames: int
+    label: str
+
+    def __iter__(self) -> Iterator[np.ndarray]: ...
+
+
+def file_source(obj: SceneObject, stems_dir: Path | None, sample_rate: int, block: int = DEFAULT_BLOCK
+                ) -> BlockReader:
+    """A reader of an object's audio file, resampled to `sample_rate` (mono or stereo only)."""
+    return BlockReader(object_source(obj, stems_dir), block=block, sample_rate=sample_rate, max_channels=2)
+
+
+def file_sources(scene: Scene, stems_dir: Path | None, sample_rate: int, block: int = DEFAULT_BLOCK
+                 ) -> list[BlockReader]:
+    """A reader per object of the scene (see `file_source`)."""
+    return [file_source(o, stems_dir, sample_rate, block) for o in scene.objects]
+
+
+class StemStream:
+    """Per-stem sources drawn from one pass over a separator's stream of {stem: block} dicts.
+
+    Every `source(name)` call gives an independent consumer; blocks wait in a queue per consumer
+    until it reads them, so memory is bounded when the consumers read in step (as the renderer does).
+    """
+
+    def __init__(self, stream: Iterable[dict[str, np.ndarray]], names: list[str], frames: int) -> None:
+        self._stream = iter(stream)
+        self.names, self.frames = names, frames
+        self._queues: list[tuple[str, deque]] = []
+
+    def source(self, name: str) -> "_StemSource":
+        if name not in self.names:
+            raise UpmixError(f"no stem named {name!r}; this separation gives: {', '.join(self.names)}")
+        q: deque = deque()
+        self._queues.append((name, q))
+        return _StemSource(self, q, name)
+
+    def _pull(self) -> bool:
+        try:
+            out = next(self._stream)
+        except StopIteration:
+            return False
+        for name, q in self._queues:
+            q.append(out[name])
+        return True
+
+
+class _StemSource:
+    channels = 1
+
+    def __init__(self, stream: StemStream, queue: deque, name: str) -> None:
+        self._stream, self._queue, self.label = stream, queue, f"stem {name}"
+        self.frames = stream.frames
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while self._queue or self._stream._pull():
+            if self._queue:
+                yield self._queue.popleft()
+
+
 @dataclass(frozen=True)
 class ObjectPlan:
     """How one object is rendered: direction as heard (degrees), distance (m), linear gain, delay
@@ -44,7 +112,7 @@ class ObjectPlan:
     object has one voice, or two for a stereo source with a width."""
 
     obj: SceneObject
-    source: Path
+    source: str
     azimuth: float
     elevation: float
     distance: float
@@ -58,7 +126,7 @@ class ObjectPlan:
         return self.channel_gains.shape[0]
 
     def summary(self) -> dict:
-        return {"name": self.obj.name, "source": str(self.source),
+        return {"name": self.obj.name, "source": self.source,
                 "azimuth_deg": round(self.azimuth, 2), "elevation_deg": round(self.elevation, 2),
                 "distance_m": round(self.distance, 3),
                 "gain_db": round(20 * np.log10(self.gain), 2) if self.gain > 0 else None,
@@ -70,8 +138,8 @@ class _DelayedSource:
     """An object's audio as `voices` channels (1 = mean of the file's channels), delayed by a
     whole number of samples."""
 
-    def __init__(self, reader: BlockReader, delay: int, voices: int) -> None:
-        self._blocks = iter(reader)
+    def __init__(self, source: Source, delay: int, voices: int) -> None:
+        self._blocks = iter(source)
         self._voices = voices
         self._pending = np.zeros((voices, delay), dtype=np.float32)
         self.exhausted = False
@@ -107,20 +175,18 @@ class SceneRenderer:
     Args:
         scene: the scene.
         target: output target (speaker layout).
-        sample_rate: output rate in Hz; sources are resampled to it.
-        stems_dir: folder holding STEM.<ext> files for objects given by stem name.
+        sample_rate: output rate in Hz.
+        sources: one source per scene object, at `sample_rate` (see `file_sources`, `StemStream`).
         lfe: feed the LFE channel(s) with the low-passed object mix.
         block: frames per block.
     """
 
-    def __init__(self, scene: Scene, target: SpeakerTarget, sample_rate: int,
-                 stems_dir: Path | None = None, lfe: bool = False, block: int = DEFAULT_BLOCK) -> None:
+    def __init__(self, scene: Scene, target: SpeakerTarget, sample_rate: int, sources: list[Source],
+                 lfe: bool = False, block: int = DEFAULT_BLOCK) -> None:
         self.scene, self.target, self.sample_rate = scene, target, int(sample_rate)
         self.lfe = lfe and len(target.layout.lfe_indices) > 0
         self.block = block
-        self._readers = [BlockReader(object_source(o, stems_dir), block=block,
-                                     sample_rate=self.sample_rate, max_channels=2)
-                         for o in scene.objects]
+        self._readers = sources
         self.plans = self._plan()
 
     def _plan(self) -> list[ObjectPlan]:
@@ -142,7 +208,7 @@ class SceneRenderer:
                 ch = self.target.gains(cartesian([a + w / 2, a - w / 2], [e, e])) * scale
             else:
                 ch = self.target.gains(cartesian(a, e)[None], w) * scale
-            plans.append(ObjectPlan(o, r.path, float(a), float(e), float(d), float(g), int(dl),
+            plans.append(ObjectPlan(o, r.label, float(a), float(e), float(d), float(g), int(dl),
                                     float(w), ch))
         return plans
 

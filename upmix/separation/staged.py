@@ -1,0 +1,165 @@
+"""The shared frame of the training-free upmix separators (stereo spatial and mono).
+
+Both work in the STFT domain (torch, CPU or CUDA) and produce two kinds of output:
+
+- *direct* stems, one per destination speaker of the target's stage (`upmix.placement.Stage`):
+  per-bin re-panned spectra, resynthesised by overlap-add;
+- *bus* signals (e.g. the left and right ambience) that are resynthesised once and then spread,
+  through mutually decorrelated all-pass filters, over several destinations with energy shares.
+
+Every stem is named ``<kind>.<speaker>`` (``direct.M+030``, ``ambience.U+045``) and suggests the
+direction of its speaker, so a stage scene that puts each stem on its speaker reproduces the
+separator's placement exactly. Outputs are aligned with the input (the STFT latency is removed)
+and have its length. With `exact_downmix`, the ITU fold-down residual of all stems is added to
+the front pair, so folding the upmix down to stereo returns the input to float precision.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from ..dsp import BlockConvolver, decorrelation_filters
+from ..placement import Stage
+from ..stft import StreamingISTFT, StreamingSTFT, resolve_device
+from .base import Separator, StemSpec
+
+DECORRELATION_TAPS = 512
+"""Length of the ambience decorrelation filters at 48 kHz (scaled with the sample rate)."""
+
+
+@dataclass(frozen=True)
+class Bus:
+    """A signal spread over destinations: (destination index, energy share, decorrelate?)."""
+
+    kind: str
+    routes: tuple[tuple[int, float, bool], ...]
+
+
+def fft_size(sample_rate: int) -> int:
+    """STFT frame length: 4096 at 44.1/48 kHz (about 85 ms), scaled to keep that duration."""
+    return int(2 ** round(np.log2(4096 * sample_rate / 48000)))
+
+
+class StagedSeparator(Separator):
+    """Base class: subclasses define the buses and `_process` (spectra in, spectra out).
+
+    Args:
+        stage: the target's stage rules.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        exact_downmix: make the ITU fold-down of the stems equal the input.
+        input_channels: channels `_process` expects (2 stereo, 1 mono).
+    """
+
+    input_channels = 2
+
+    def __init__(self, stage: Stage, device: str = "auto", exact_downmix: bool = False) -> None:
+        self.stage = stage
+        self.device = resolve_device(device)
+        self.exact_downmix = exact_downmix
+        self.buses = self._buses()
+
+    @abstractmethod
+    def _buses(self) -> list[Bus]:
+        """The bus signals `_process` returns, in order."""
+
+    @abstractmethod
+    def _reset(self, sample_rate: int, hop: int) -> None:
+        """Start a new stream (clear smoothing state)."""
+
+    @abstractmethod
+    def _process(self, spec: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """Input spectra (input_channels, T, K) -> ({destination index: direct spectrum (T, K)},
+        bus spectra (len(buses), T, K))."""
+
+    @property
+    def direct(self) -> list[int]:
+        """Destinations with a direct stem: the stage's, plus the front pair in exact mode."""
+        extra = set(self.stage.front_pair()) if self.exact_downmix else set()
+        return sorted(set(self.stage.direct) | extra)
+
+    def specs(self) -> list[StemSpec]:
+        dests = self.stage.dests
+        out = [StemSpec(f"direct.{dests[i].name}", dests[i].azimuth, dests[i].elevation,
+                        "direct sound re-panned onto this speaker") for i in self.direct]
+        seen = set()
+        for bus in self.buses:
+            for d, _, _ in bus.routes:
+                name = f"{bus.kind}.{dests[d].name}"
+                if name not in seen:
+                    seen.add(name)
+                    out.append(StemSpec(name, dests[d].azimuth, dests[d].elevation,
+                                        f"{bus.kind}, decorrelated, for this speaker"))
+        return out
+
+    def stream(self, blocks: Iterable[np.ndarray], sample_rate: int) -> Iterator[dict[str, np.ndarray]]:
+        n_fft = fft_size(sample_rate)
+        dev, dests, direct = self.device, self.stage.dests, self.direct
+        self._reset(sample_rate, n_fft // 2)
+        analysis = StreamingSTFT(n_fft, self.input_channels, dev)
+        direct_syn = StreamingISTFT(n_fft, len(direct), dev)
+        bus_syn = StreamingISTFT(n_fft, len(self.buses), dev)
+        taps = max(64, int(DECORRELATION_TAPS * sample_rate / 48000))
+        n_dec = sum(dec for bus in self.buses for _, _, dec in bus.routes)
+        filters = iter(decorrelation_filters(n_dec, taps)) if n_dec else iter(())
+        convolvers = [BlockConvolver(np.stack([next(filters) for _, _, dec in bus.routes if dec]))
+                      if any(dec for _, _, dec in bus.routes) else None for bus in self.buses]
+        specs = self.specs()
+        fold = np.array([dests[self._dest_of(sp.name)].fold for sp in specs]).T  # (2, stems)
+        pair = [f"direct.{dests[i].name}" for i in self.stage.front_pair()] if self.exact_downmix else None
+        state = {"skip": analysis.latency, "consumed": 0, "emitted": 0, "input": []}
+
+        def emit(frames: torch.Tensor) -> dict[str, np.ndarray] | None:
+            d_spec, b_spec = self._process(frames)
+            full = torch.zeros((len(direct),) + frames.shape[1:], dtype=frames.dtype, device=dev)
+            for k, i in enumerate(direct):
+                if i in d_spec:
+                    full[k] = d_spec[i]
+            d = direct_syn.push(full).cpu().numpy()
+            b = bus_syn.push(b_spec).cpu().numpy()
+            cut = min(state["skip"], d.shape[1])
+            state["skip"] -= cut
+            n = min(d.shape[1] - cut, state["consumed"] - state["emitted"])
+            if n <= 0:
+                return None
+            d, b = d[:, cut:cut + n], b[:, cut:cut + n]
+            out = {f"direct.{dests[i].name}": d[k:k + 1] for k, i in enumerate(direct)}
+            for bi, bus in enumerate(self.buses):
+                dec = iter(convolvers[bi].process(b[bi])) if convolvers[bi] is not None else None
+                for dest, share, is_dec in bus.routes:
+                    sig = np.sqrt(share) * (next(dec) if is_dec else b[bi])
+                    name = f"{bus.kind}.{dests[dest].name}"
+                    out[name] = out[name] + sig[None] if name in out else sig[None]
+            if pair is not None:
+                x = np.concatenate(state["input"], axis=1)
+                state["input"] = [x[:, n:]]
+                stems = np.concatenate([out[sp.name] for sp in specs], axis=0)
+                residual = self._reference(x[:, :n]) - fold @ stems
+                for side, name in enumerate(pair):
+                    out[name] = out[name] + residual[side:side + 1]
+            state["emitted"] += n
+            return {name: v.astype(np.float32) for name, v in out.items()}
+
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            state["consumed"] += block.shape[1]
+            if pair is not None:
+                state["input"].append(block)
+            out = emit(analysis.push(torch.from_numpy(block).to(dev)))
+            if out:
+                yield out
+        out = emit(analysis.flush())
+        if out:
+            yield out
+
+    def _dest_of(self, stem: str) -> int:
+        name = stem.split(".", 1)[1]
+        return next(i for i, d in enumerate(self.stage.dests) if d.name == name)
+
+    def _reference(self, x: np.ndarray) -> np.ndarray:
+        """The stereo signal the fold-down must reproduce, from input samples."""
+        return x if x.shape[0] == 2 else np.repeat(x, 2, axis=0)
