@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Callable, Iterator
 
 import typer
 from rich.console import Console
@@ -156,8 +156,9 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Upmix a mono or stereo recording to a speaker layout."""
-    from .pipeline import report_path, upmix_file
+    from .pipeline import report_path
     from .placement import StageOptions
+    from .run import upmix_file
 
     if bits not in ("16", "24", "float"):
         raise UpmixError(f"--bits must be 16, 24 or float, not {bits!r}")

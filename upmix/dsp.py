@@ -120,12 +120,15 @@ class BlockConvolver:
     def __init__(self, filters: np.ndarray) -> None:
         self.filters = np.asarray(filters, dtype=np.float32)
         self._tail = np.zeros((self.filters.shape[0], self.filters.shape[1] - 1), dtype=np.float32)
+        self._spectra: dict[int, np.ndarray] = {}  # filter spectra by FFT size
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Convolve a mono block (frames,); returns (channels, frames)."""
         n, taps = len(x), self.filters.shape[1]
         nfft = scipy.fft.next_fast_len(n + taps - 1, real=True)
-        spec = scipy.fft.rfft(x, nfft)[None, :] * scipy.fft.rfft(self.filters, nfft, axis=-1)
+        if nfft not in self._spectra:
+            self._spectra[nfft] = scipy.fft.rfft(self.filters, nfft, axis=-1)
+        spec = scipy.fft.rfft(np.asarray(x, dtype=np.float32), nfft)[None, :] * self._spectra[nfft]
         y = scipy.fft.irfft(spec, nfft, axis=-1)[:, :n + taps - 1].astype(np.float32)
         y[:, :taps - 1] += self._tail
         out, self._tail = y[:, :n], y[:, n:].copy()

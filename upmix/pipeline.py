@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import sys
+import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Callable
 
 import numpy as np
 
 from . import __version__
-from .audio import SUBTYPES, AudioWriter, BlockReader, probe
+from .audio import SUBTYPES, AudioWriter, BlockReader
 from .dsp import SignalStats, bs1770_weights
 from .errors import UpmixError
 from .files import temporary_sibling
 from .layouts import WAV_SPEAKER_BITS, Layout, layout_for_mask, mask_labels
-from .placement import Stage, StageOptions, stage_scene
-from .render.downmix import fold_down_matrix
-from .render.renderer import SceneRenderer, StemStream, file_source, file_sources
-from .render.targets import SpeakerTarget
-from .render.targets import get_target
+from .render.renderer import SceneRenderer, file_sources
+from .render.targets import SpeakerTarget, get_target
 from .scene import load_scene
-from .separation import upmix_separator
 
 Progress = Callable[[int, int], None]
 """Called with (frames done, frames expected)."""
@@ -52,23 +52,88 @@ def layout_weights(layout: Layout) -> np.ndarray:
     return bs1770_weights([s.azimuth for s in sp], [s.elevation for s in sp], [s.is_lfe for s in sp])
 
 
-def _write(renderer: SceneRenderer, output: Path, target: SpeakerTarget, rate: int, bits: str,
-           expected: int, progress: Progress | None, meter: "_FoldDownMeter | None" = None
-           ) -> tuple[AudioWriter, SignalStats]:
-    """Stream a renderer's blocks into the output file, measuring as they pass."""
+def write_rendered(renderer: SceneRenderer, output: Path, target: SpeakerTarget, rate: int, bits: str,
+                   expected: int, progress: Progress | None,
+                   also: Callable[[np.ndarray], None] | None = None) -> tuple[AudioWriter, SignalStats]:
+    """Stream a renderer's blocks into the output file, measuring as they pass (and handing each
+    block to `also`, on the rendering thread, when given).
+
+    Writing and measuring run on a second thread while the next block renders (both mostly run
+    outside the GIL: file writes, scipy filters), with at most a few blocks in flight.
+    """
     stats = SignalStats(rate, layout_weights(target.layout))
-    with AudioWriter(output, rate, target.num_channels, SUBTYPES[bits], target.channel_mask) as writer:
+
+    def rendered() -> Iterator[np.ndarray]:
         for block in renderer.blocks():
+            if also is not None:
+                also(block)
+            yield block
+
+    with AudioWriter(output, rate, target.num_channels, SUBTYPES[bits], target.channel_mask) as writer:
+        def consume(block: np.ndarray) -> None:
             writer.write(block)
             stats.process(block)
-            if meter is not None:
-                meter.process(block)
             if progress:
                 progress(writer.frames, max(expected, writer.frames))
+
+        run_beside(rendered(), consume)
     return writer, stats
 
 
-def _output_report(target: SpeakerTarget, rate: int, writer: AudioWriter, stats: SignalStats) -> dict:
+@contextmanager
+def compute_threads() -> Iterator[None]:
+    """Thread settings for a streaming job on this machine, restored afterwards.
+
+    The jobs hand many small matrix products to numpy's BLAS and FFTs to torch, and write and
+    meter on a second thread (`run_beside`). With every pool at its default, BLAS and OpenMP worker
+    threads spin against each other on few cores (a 60 s stereo upmix to 7.1.4 took 2.0-3.0 s on 2
+    cores; with BLAS at one thread, torch at cores - 1 and the writer beside it, 0.9 s).
+    """
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")  # only jobs that already use torch pay for importing it
+    before = torch.get_num_threads() if torch else None
+    if torch:
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        if torch:
+            torch.set_num_threads(before)
+
+
+def run_beside(blocks: Iterable[np.ndarray], consume: Callable[[np.ndarray], None], depth: int = 3) -> None:
+    """Call `consume` on every block on a worker thread while the producer makes the next ones.
+
+    An exception on either side stops both and is raised here.
+    """
+    pending: queue.Queue = queue.Queue(maxsize=depth)
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        while (block := pending.get()) is not None:
+            if not failure:
+                try:
+                    consume(block)
+                except BaseException as exc:  # handed to the producer's thread below
+                    failure.append(exc)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    try:
+        for block in blocks:
+            if failure:
+                break
+            pending.put(block)
+    finally:
+        pending.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
+
+
+def output_report(target: SpeakerTarget, rate: int, writer: AudioWriter, stats: SignalStats) -> dict:
     """The report fields that describe the written file."""
     return {
         "channel_mask": f"0x{target.channel_mask:X}",
@@ -82,7 +147,7 @@ def _output_report(target: SpeakerTarget, rate: int, writer: AudioWriter, stats:
     }
 
 
-def _clip_warning(writer: AudioWriter) -> list[str]:
+def clip_warnings(writer: AudioWriter) -> list[str]:
     if not writer.clipped:
         return []
     return [f"{writer.clipped} samples exceeded full scale and were clipped; lower the level or write "
@@ -114,8 +179,9 @@ def render_scene(scene_file: Path, output: Path, *, stems_dir: Path | None = Non
     if output.resolve() in sources or report_path(output).resolve() in sources:
         raise UpmixError("output would overwrite one of the scene's audio sources", output)
     renderer = SceneRenderer(scene, target, rate, readers, lfe=lfe)
-    writer, stats = _write(renderer, output, target, rate, bits, renderer.frames, progress)
-    warnings += _clip_warning(writer)
+    with compute_threads():
+        writer, stats = write_rendered(renderer, output, target, rate, bits, renderer.frames, progress)
+    warnings += clip_warnings(writer)
     elapsed = time.perf_counter() - start
     report = {
         "upmix_version": __version__,
@@ -127,7 +193,7 @@ def render_scene(scene_file: Path, output: Path, *, stems_dir: Path | None = Non
         "sample_rate": rate,
         "bits": bits,
         "lfe_from_bass": renderer.lfe,
-        **_output_report(target, rate, writer, stats),
+        **output_report(target, rate, writer, stats),
         "objects": [p.summary() for p in renderer.plans],
         "warnings": warnings,
         "processing_time_s": round(elapsed, 3),
@@ -178,108 +244,3 @@ def describe_file(path: Path, progress: Progress | None = None) -> dict:
         "integrated_lufs": stats.integrated_lufs,
     }
 
-
-DEFAULT_FORMAT = "7.1.4"
-"""Target of `upmix run` when neither --format nor the scene gives one."""
-
-
-def is_dual_mono(path: Path, tolerance_db: float = -80.0) -> bool:
-    """True when a stereo file's channels are the same (difference below `tolerance_db`)."""
-    diff = total = 0.0
-    for block in BlockReader(path):
-        if block.shape[0] != 2:
-            return False
-        diff += float(np.sum((block[0] - block[1]).astype(np.float64) ** 2))
-        total += float(np.sum(block.astype(np.float64) ** 2))
-        if total > 0 and diff > total * 10 ** (tolerance_db / 10):
-            return False
-    return True
-
-
-class _FoldDownMeter:
-    """Running SNR of the ITU fold-down of the output against the (delayed) input."""
-
-    def __init__(self, matrix: np.ndarray) -> None:
-        self.matrix = matrix
-        self._pending: list[np.ndarray] = []
-        self.signal = self.error = 0.0
-
-    def feed_input(self, stereo: np.ndarray) -> None:
-        self._pending.append(stereo)
-
-    def process(self, output: np.ndarray) -> None:
-        n = output.shape[1]
-        ref = np.concatenate(self._pending, axis=1) if len(self._pending) > 1 else self._pending[0]
-        self._pending = [ref[:, n:]]
-        ref = ref[:, :n].astype(np.float64)
-        self.signal += float(np.sum(ref ** 2))
-        self.error += float(np.sum((self.matrix @ output - ref) ** 2))
-
-    @property
-    def snr_db(self) -> float | None:
-        if self.signal == 0:
-            return None
-        return round(10 * np.log10(self.signal / max(self.error, 1e-30)), 2)
-
-
-def upmix_file(source: Path, output: Path, *, format: str | None = None, options: StageOptions = StageOptions(),
-               exact_downmix: bool = False, lfe: bool = False, scene_file: Path | None = None,
-               device: str = "auto", sample_rate: int | None = None, bits: str = "24",
-               progress: Progress | None = None) -> dict:
-    """Upmix a mono or stereo file to a layout (the `upmix run` job); returns the report.
-
-    The recording is separated into direct and ambience stems (`upmix.separation`), the stems are
-    placed on the default stage (each on its speaker) or by `scene_file`, rendered, and written
-    with a JSON report beside the output.
-    """
-    start = time.perf_counter()
-    info = probe(source)
-    if info.channels > 2:
-        raise UpmixError(f"upmix run takes mono or stereo input; this file has {info.channels} channels",
-                         source)
-    scene = load_scene(scene_file) if scene_file is not None else None
-    spec = format or (scene.output.format if scene else None) or DEFAULT_FORMAT
-    target = get_target(spec)
-    rate = sample_rate or (scene.output.sample_rate if scene else None) or info.sample_rate
-    bits = bits or (scene.output.bits if scene else None) or "24"
-    if output.resolve() == source.resolve():
-        raise UpmixError("output would overwrite the input", output)
-    mono = info.channels == 1 or is_dual_mono(source)
-    stage = Stage(target.layout, options)
-    separator = upmix_separator("mono" if mono else "spatial", stage, device, exact_downmix)
-    specs = separator.specs()
-    reader = BlockReader(source, sample_rate=rate)
-    meter = _FoldDownMeter(fold_down_matrix(target.layout)) if scene is None else None
-
-    def input_blocks():
-        for block in reader:
-            if meter is not None:
-                meter.feed_input(np.repeat(block[:1], 2, axis=0) if mono else block)
-            yield block[:1] if mono else block
-
-    stems = StemStream(separator.stream(input_blocks(), rate), [s.name for s in specs], reader.frames)
-    scene = scene or stage_scene(specs)
-    sources = [stems.source(o.stem) if o.stem else file_source(o, None, rate) for o in scene.objects]
-    renderer = SceneRenderer(scene, target, rate, sources, lfe=lfe)
-    writer, stats = _write(renderer, output, target, rate, bits, reader.frames, progress, meter)
-    warnings = _clip_warning(writer)
-    elapsed = time.perf_counter() - start
-    report = {
-        "upmix_version": __version__,
-        "command": "run",
-        "input": {"path": str(source), "sample_rate": info.sample_rate, "channels": info.channels,
-                  "treated_as": "mono" if mono else "stereo", "duration_s": round(info.duration, 3)},
-        "output": str(output),
-        "settings": {"format": target.name, "width_deg": options.width, "center": options.center,
-                     "ambience_front": options.ambience_front, "exact_downmix": exact_downmix,
-                     "lfe_from_bass": renderer.lfe, "separator": separator.name, "device": str(separator.device),
-                     "scene": None if scene_file is None else str(scene_file), "sample_rate": rate, "bits": bits},
-        **_output_report(target, rate, writer, stats),
-        "fold_down_snr_db": meter.snr_db if meter is not None else None,
-        "stems": [{"name": s.name, "azimuth_deg": s.azimuth, "elevation_deg": s.elevation} for s in specs],
-        "warnings": warnings,
-        "processing_time_s": round(elapsed, 3),
-        "realtime_factor": round(writer.frames / rate / elapsed, 1) if elapsed > 0 else None,
-    }
-    write_json(report_path(output), report)
-    return report

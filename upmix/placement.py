@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -164,6 +163,21 @@ class Stage:
         out.scatter_add_(-1, seg[..., None], e[..., :1])
         out.scatter_add_(-1, torch.remainder(seg + 1, n)[..., None], e[..., 1:])
         return out
+
+    def direct_gains_table(self, steps: int = 2401) -> torch.Tensor:
+        """Amplitude gains (steps, len(direct)) of direct sound by stereo azimuth, sampled evenly
+        over -30..30 degrees: energy-vector panning to the stage azimuth on the ring, less the
+        centre speaker's share (see `centre_weight`). Interpolate between rows."""
+        stereo_az = torch.linspace(-STEREO_HALF_ANGLE, STEREO_HALF_ANGLE, steps, dtype=torch.float64)
+        centre = self.centre_weight(stereo_az)
+        energies = self.ring_energies((stereo_az * self.options.width / STEREO_HALF_ANGLE).float()).double()
+        table = torch.zeros(steps, len(self.direct), dtype=torch.float64)
+        for k, dest in enumerate(self.direct):
+            if dest == self.centre:
+                table[:, k] = centre
+            else:
+                table[:, k] = energies[:, self.ring.index(dest)] * (1 - centre)
+        return table.sqrt().float()
 
     def centre_weight(self, stereo_az: torch.Tensor) -> torch.Tensor:
         """Share (0..1) of direct sound at a stereo azimuth that goes to the centre speaker."""

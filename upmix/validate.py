@@ -7,9 +7,9 @@ so every check can say exactly where the problem is.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
 import yaml
 

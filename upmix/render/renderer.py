@@ -75,7 +75,7 @@ class StemStream:
         self.names, self.frames = names, frames
         self._queues: list[tuple[str, deque]] = []
 
-    def source(self, name: str) -> "_StemSource":
+    def source(self, name: str) -> _StemSource:
         if name not in self.names:
             raise UpmixError(f"no stem named {name!r}; this separation gives: {', '.join(self.names)}")
         q: deque = deque()

@@ -9,8 +9,9 @@ convenience on top. Each stem comes with a `StemSpec`: where the separator sugge
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar, Iterable, Iterator
+from typing import ClassVar
 
 import numpy as np
 

@@ -19,7 +19,6 @@ import math
 
 import torch
 
-from ..placement import Stage
 from ..stft import smooth_bins, smooth_frames, time_constant
 from .staged import Bus, StagedSeparator
 

@@ -18,11 +18,15 @@ spread decorrelated over the side, back and height speakers.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from ..placement import Stage, stereo_azimuth
+from ..placement import STEREO_HALF_ANGLE, Stage
 from ..stft import smooth_bins, smooth_frames, time_constant
 from .staged import Bus, StagedSeparator
+
+TAN_HALF_ANGLE = math.tan(math.radians(STEREO_HALF_ANGLE))
 
 SMOOTHING_S = 0.15
 """Time constant of the covariance estimates, seconds."""
@@ -50,7 +54,11 @@ class SpatialSeparator(StagedSeparator):
 
     def __init__(self, stage: Stage, device: str = "auto", exact_downmix: bool = False) -> None:
         super().__init__(stage, device, exact_downmix)
-        self._ring_side = torch.tensor([stage.dests[i].side for i in stage.ring], device=self.device)
+        self._table = stage.direct_gains_table().to(self.device)
+        # phase reference of each direct destination: left side 0, right side 1, centre 1/2 of
+        # the right channel's phase relative to the left
+        self._phase = [0.5 if d == stage.centre else (1.0 if stage.dests[d].side < 0 else 0.0)
+                       for d in self.direct]
 
     def _buses(self) -> list[Bus]:
         shares = self.stage.ambience_shares()
@@ -59,53 +67,57 @@ class SpatialSeparator(StagedSeparator):
 
     def _reset(self, sample_rate: int, hop: int) -> None:
         self._alpha = time_constant(SMOOTHING_S, hop, sample_rate)
-        self._state: dict[str, torch.Tensor | None] = {"ll": None, "rr": None, "lr": None}
+        self._state: torch.Tensor | None = None
 
-    def _smooth(self, key: str, x: torch.Tensor) -> torch.Tensor:
-        y, self._state[key] = smooth_frames(smooth_bins(x, SMOOTHING_BINS), self._alpha, self._state[key])
-        return y
+    def _direct_gains(self, stereo_az: torch.Tensor) -> torch.Tensor:
+        """Rows of the gains table for stereo azimuths (degrees), linearly interpolated."""
+        steps = self._table.shape[0]
+        pos = ((stereo_az + STEREO_HALF_ANGLE) * ((steps - 1) / (2 * STEREO_HALF_ANGLE))).clamp(0, steps - 1)
+        lo = pos.floor().long().clamp(max=steps - 2)
+        frac = (pos - lo)[..., None]
+        return self._table[lo] * (1 - frac) + self._table[lo + 1] * frac
 
     def _process(self, spec: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
         xl, xr = spec[0], spec[1]
-        a = self._smooth("ll", xl.abs() ** 2)
-        b = self._smooth("rr", xr.abs() ** 2)
-        c = self._smooth("lr", xl * xr.conj())
-        c_abs = c.abs()
-        theta = 0.5 * torch.atan2(2 * c_abs, a - b)  # 0 = all left, pi/2 = all right
-        rel = torch.polar(torch.ones_like(c_abs), -torch.angle(c))  # phase of right relative to left
-        cos_t, sin_t = torch.cos(theta), torch.sin(theta)
-        # eigenvalue spread (lambda1 - lambda2) / (lambda1 + lambda2), bias-corrected; the share
-        # of the bin along the principal direction that is directional is 2 r / (1 + r)
-        r2 = ((a - b) ** 2 + 4 * c_abs ** 2) / ((a + b) ** 2).clamp(min=1e-30)
+        cross = xl * xr.conj()
+        inst = torch.stack([xl.real ** 2 + xl.imag ** 2, xr.real ** 2 + xr.imag ** 2, cross.real, cross.imag])
+        stats, self._state = smooth_frames(smooth_bins(inst, SMOOTHING_BINS), self._alpha, self._state)
+        a, b, c_re, c_im = stats
+        diff = a - b
+        c_abs = torch.sqrt(c_re ** 2 + c_im ** 2)
+        spread = torch.sqrt(diff ** 2 + 4 * c_abs ** 2)  # lambda1 - lambda2
+        safe = spread.clamp(min=1e-30)
+        cos2 = torch.where(spread > 0, diff / safe, torch.zeros_like(diff))  # cos 2 theta, 1 = all left
+        sin2 = 2 * c_abs / safe
+        cos_t, sin_t = torch.sqrt((1 + cos2).clamp(min=0) / 2), torch.sqrt((1 - cos2).clamp(min=0) / 2)
+        # phase of the right channel relative to the left, as a unit phasor
+        rel = torch.where(c_abs > 0, torch.complex(c_re, -c_im) / c_abs.clamp(min=1e-30),
+                          torch.ones_like(cross))
+        # normalised eigenvalue spread, bias-corrected; the directional share along the principal
+        # direction is 2 r / (1 + r); out-of-phase components count as ambience
+        r2 = (spread / (a + b).clamp(min=1e-30)) ** 2
         r = torch.sqrt(((r2 - SPREAD_BIAS) / (1 - SPREAD_BIAS)).clamp(0.0, 1.0))
-        directional = 2 * r / (1 + r)
-        in_phase = 1 - torch.sin(2 * theta) * (1 - rel.real) / 2
-        gamma = (directional * in_phase).clamp(0.0, 1.0)
+        in_phase = 1 - sin2 * (1 - rel.real) / 2
+        gamma = (2 * r / (1 + r) * in_phase).clamp(0.0, 1.0)
+
         full = cos_t * xl + sin_t * rel.conj() * xr  # the bin projected on the panning direction
         s = gamma * full  # mono primary: P = s (cos theta, sin theta e^(j phi))
         # ambience: what is off the panning direction, plus the rest along it. Primary and
         # ambience are rendered incoherently, so the off-direction part is raised to make up the
         # energy 2 gamma (1 - gamma) |full|^2 the split loses (at most 6 dB, and never along the
         # direction, so leakage of a panned source stays where it was).
-        off = torch.stack([xl - full * cos_t, xr - full * sin_t * rel])
-        e_off = (off.abs() ** 2).sum(dim=0)
-        lost = 2 * gamma * (1 - gamma) * full.abs() ** 2
-        boost = torch.sqrt(1 + lost / e_off.clamp(min=1e-30)).clamp(max=2.0)
+        off_l, off_r = xl - full * cos_t, xr - full * sin_t * rel
+        e_off = off_l.real ** 2 + off_l.imag ** 2 + off_r.real ** 2 + off_r.imag ** 2
+        e_full = full.real ** 2 + full.imag ** 2
+        boost = torch.sqrt(1 + 2 * gamma * (1 - gamma) * e_full / e_off.clamp(min=1e-30)).clamp(max=2.0)
         along = (1 - gamma) * full
-        ambience = off * boost + torch.stack([along * cos_t, along * sin_t * rel])
+        ambience = torch.stack([off_l * boost + along * cos_t, off_r * boost + along * sin_t * rel])
 
-        stage = self.stage
-        az = stereo_azimuth(theta)
-        centre = stage.centre_weight(az)
-        energies = stage.ring_energies(az * (stage.options.width / 30.0)) * (1 - centre)[..., None]
+        stereo_az = torch.rad2deg(torch.atan(TAN_HALF_ANGLE * cos2))
+        gains = self._direct_gains(stereo_az)
+        half = (1 + rel) / (1 + rel).abs().clamp(min=1e-30)  # half the relative phase
         direct = {}
-        half_turn = torch.polar(torch.ones_like(c_abs), -torch.angle(c) / 2)
-        for j, dest in enumerate(stage.ring):
-            if dest not in stage.direct:
-                continue
-            phase = rel if int(self._ring_side[j]) < 0 else 1.0
-            direct[dest] = s * torch.sqrt(energies[..., j]) * phase
-        if stage.centre is not None:
-            direct[stage.centre] = s * torch.sqrt(centre) * half_turn
+        for k, dest in enumerate(self.direct):
+            g = s * gains[..., k]
+            direct[dest] = g * rel if self._phase[k] == 1.0 else g * half if self._phase[k] == 0.5 else g
         return direct, ambience
-

@@ -17,8 +17,8 @@ the front pair, so folding the upmix down to stereo returns the input to float p
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch

@@ -1,0 +1,128 @@
+"""The `upmix run` job: separate a mono or stereo recording, place the stems, render, write."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .audio import BlockReader, probe
+from .errors import UpmixError
+from .pipeline import (Progress, clip_warnings, compute_threads, output_report, report_path, write_json,
+                       write_rendered)
+from .placement import Stage, StageOptions, stage_scene
+from .render.downmix import fold_down_matrix
+from .render.renderer import SceneRenderer, StemStream, file_source
+from .render.targets import get_target
+from .scene import load_scene
+from .separation import upmix_separator
+
+DEFAULT_FORMAT = "7.1.4"
+"""Target of `upmix run` when neither --format nor the scene gives one."""
+
+
+def is_dual_mono(path: Path, tolerance_db: float = -80.0) -> bool:
+    """True when a stereo file's channels are the same (difference below `tolerance_db`)."""
+    diff = total = 0.0
+    for block in BlockReader(path):
+        if block.shape[0] != 2:
+            return False
+        diff += float(np.sum((block[0] - block[1]).astype(np.float64) ** 2))
+        total += float(np.sum(block.astype(np.float64) ** 2))
+        if total > 0 and diff > total * 10 ** (tolerance_db / 10):
+            return False
+    return True
+
+
+class _FoldDownMeter:
+    """Running SNR of the ITU fold-down of the output against the (delayed) input."""
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        self.matrix = matrix
+        self._pending: list[np.ndarray] = []
+        self.signal = self.error = 0.0
+
+    def feed_input(self, stereo: np.ndarray) -> None:
+        self._pending.append(stereo)
+
+    def process(self, output: np.ndarray) -> None:
+        n = output.shape[1]
+        ref = np.concatenate(self._pending, axis=1) if len(self._pending) > 1 else self._pending[0]
+        self._pending = [ref[:, n:]]
+        ref = ref[:, :n].astype(np.float64)
+        self.signal += float(np.sum(ref ** 2))
+        self.error += float(np.sum((self.matrix @ output - ref) ** 2))
+
+    @property
+    def snr_db(self) -> float | None:
+        if self.signal == 0:
+            return None
+        return round(10 * np.log10(self.signal / max(self.error, 1e-30)), 2)
+
+
+def upmix_file(source: Path, output: Path, *, format: str | None = None, options: StageOptions | None = None,
+               exact_downmix: bool = False, lfe: bool = False, scene_file: Path | None = None,
+               device: str = "auto", sample_rate: int | None = None, bits: str = "24",
+               progress: Progress | None = None) -> dict:
+    """Upmix a mono or stereo file to a layout (the `upmix run` job); returns the report.
+
+    The recording is separated into direct and ambience stems (`upmix.separation`), the stems are
+    placed on the default stage (each on its speaker) or by `scene_file`, rendered, and written
+    with a JSON report beside the output.
+    """
+    start = time.perf_counter()
+    options = options or StageOptions()
+    info = probe(source)
+    if info.channels > 2:
+        raise UpmixError(f"upmix run takes mono or stereo input; this file has {info.channels} channels",
+                         source)
+    scene = load_scene(scene_file) if scene_file is not None else None
+    spec = format or (scene.output.format if scene else None) or DEFAULT_FORMAT
+    target = get_target(spec)
+    rate = sample_rate or (scene.output.sample_rate if scene else None) or info.sample_rate
+    bits = bits or (scene.output.bits if scene else None) or "24"
+    if output.resolve() == source.resolve():
+        raise UpmixError("output would overwrite the input", output)
+    mono = info.channels == 1 or is_dual_mono(source)
+    stage = Stage(target.layout, options)
+    separator = upmix_separator("mono" if mono else "spatial", stage, device, exact_downmix)
+    specs = separator.specs()
+    reader = BlockReader(source, sample_rate=rate)
+    meter = _FoldDownMeter(fold_down_matrix(target.layout)) if scene is None else None
+
+    def input_blocks():
+        for block in reader:
+            if meter is not None:
+                meter.feed_input(np.repeat(block[:1], 2, axis=0) if mono else block)
+            yield block[:1] if mono else block
+
+    stems = StemStream(separator.stream(input_blocks(), rate), [s.name for s in specs], reader.frames)
+    scene = scene or stage_scene(specs)
+    sources = [stems.source(o.stem) if o.stem else file_source(o, None, rate) for o in scene.objects]
+    renderer = SceneRenderer(scene, target, rate, sources, lfe=lfe)
+    with compute_threads():
+        writer, stats = write_rendered(renderer, output, target, rate, bits, reader.frames, progress,
+                                       meter.process if meter is not None else None)
+    warnings = clip_warnings(writer)
+    elapsed = time.perf_counter() - start
+    report = {
+        "upmix_version": __version__,
+        "command": "run",
+        "input": {"path": str(source), "sample_rate": info.sample_rate, "channels": info.channels,
+                  "treated_as": "mono" if mono else "stereo", "duration_s": round(info.duration, 3)},
+        "output": str(output),
+        "settings": {"format": target.name, "width_deg": options.width, "center": options.center,
+                     "ambience_front": options.ambience_front, "exact_downmix": exact_downmix,
+                     "lfe_from_bass": renderer.lfe, "separator": separator.name, "device": str(separator.device),
+                     "scene": None if scene_file is None else str(scene_file), "sample_rate": rate, "bits": bits},
+        **output_report(target, rate, writer, stats),
+        "fold_down_snr_db": meter.snr_db if meter is not None else None,
+        "stems": [{"name": s.name, "azimuth_deg": s.azimuth, "elevation_deg": s.elevation} for s in specs],
+        "warnings": warnings,
+        "processing_time_s": round(elapsed, 3),
+        "realtime_factor": round(writer.frames / rate / elapsed, 1) if elapsed > 0 else None,
+    }
+    write_json(report_path(output), report)
+    return report
