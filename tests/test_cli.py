@@ -60,7 +60,14 @@ def test_layouts_command():
 
 
 def test_quick_start_example(tmp_path):
+    """The README's first command (after the install) and the scene example."""
     out = tmp_path / "quartet_7.1.4.wav"
+    proc = run_cli("run", "examples/string_quartet/quartet_stereo.flac", "-o", out, "-f", "7.1.4", cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert audio.read_channel_mask(out) == 0x2D63F
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["input"]["treated_as"] == "stereo" and report["fold_down_snr_db"] > 10
+    out = tmp_path / "scene_7.1.4.wav"
     proc = run_cli("render", "layouts/scenes/string_quartet.yaml", "--stems", "examples/string_quartet/stems",
                    "-o", out, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr

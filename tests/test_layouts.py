@@ -76,7 +76,8 @@ def test_user_layout_file_with_real_angles(tmp_path, monkeypatch):
     (lambda t: t.replace("wav: FR", "wav: XX"), r"speakers\[1\]\.wav: must be one of"),
     (lambda t: t.replace("wav: SR", "wav: FC"), r"speakers\[5\]\.wav: .*increasing bit order"),
     (lambda t: t.replace("name: M-030", "name: M+030"), r"speakers\[1\]\.name: duplicate"),
-    (lambda t: t.replace("elevation: 0, wav: FC", "elevation: 0, wav: FC, colour: red"), r"speakers\[2\]\.colour: unknown key"),
+    (lambda t: t.replace("elevation: 0, wav: FC", "elevation: 0, wav: FC, colour: red"),
+     r"speakers\[2\]\.colour: unknown key"),
     (lambda t: t.replace("name: my-5.1\n", ""), r"name: is required"),
     (lambda t: t + "  - [1, 2]\n", r"speakers\[6\]: must be a mapping"),
 ])

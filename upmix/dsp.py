@@ -44,7 +44,8 @@ class LoudnessMeter:
         self._gain = shelf.passband_gain * highpass.passband_gain
         self._zi = None
         self._hop = int(round(0.1 * sample_rate))
-        self._pending = None
+        self._partial = None  # energy summed so far in the unfinished 100 ms block, per channel
+        self._partial_len = 0
         self._quarters: list[np.ndarray] = []
 
     def process(self, block: np.ndarray) -> None:
@@ -55,13 +56,21 @@ class LoudnessMeter:
         if self._zi is None:
             self._zi = np.zeros((self._sos.shape[0], x.shape[0], 2))
         y, self._zi = scipy.signal.sosfilt(self._sos, x, axis=-1, zi=self._zi)
-        y = (y * self._gain) ** 2
-        if self._pending is not None:
-            y = np.concatenate([self._pending, y], axis=1)
-        n = y.shape[1] // self._hop
-        if n:
-            self._quarters.append(y[:, :n * self._hop].reshape(y.shape[0], n, self._hop).sum(-1))
-        self._pending = y[:, n * self._hop:]
+        np.square(y, out=y)
+        if self._partial is None:
+            self._partial = np.zeros(y.shape[0])
+        first = min(self._hop - self._partial_len, y.shape[1])  # completes the unfinished block
+        self._partial += y[:, :first].sum(axis=1)
+        self._partial_len += first
+        sums = []
+        if self._partial_len == self._hop:
+            sums.append(self._partial[:, None])
+            rest = y[:, first:]
+            n = rest.shape[1] // self._hop
+            sums.append(rest[:, :n * self._hop].reshape(rest.shape[0], n, self._hop).sum(-1))
+            self._partial = rest[:, n * self._hop:].sum(axis=1)
+            self._partial_len = rest.shape[1] - n * self._hop
+            self._quarters.append(np.concatenate(sums, axis=1) * self._gain ** 2)
 
     def integrated(self) -> float:
         """Gated integrated loudness in LUFS; -inf for silence or less than 400 ms of audio."""

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import UpmixError
 from .geometry import cartesian
@@ -104,10 +103,10 @@ def destinations(layout: Layout) -> list[Destination]:
                         fold_down_gains(s.azimuth, s.elevation)) for s in layout.main_speakers]
 
 
-def stereo_azimuth(theta: torch.Tensor) -> torch.Tensor:
+def stereo_azimuth(theta: np.ndarray) -> np.ndarray:
     """Energy-vector azimuth (degrees) on a +-30 degree pair of a source panned with gains
     (cos theta, sin theta); theta in radians, 0 = hard left."""
-    return torch.rad2deg(torch.atan(math.tan(math.radians(STEREO_HALF_ANGLE)) * torch.cos(2 * theta)))
+    return np.degrees(np.arctan(math.tan(math.radians(STEREO_HALF_ANGLE)) * np.cos(2 * np.asarray(theta))))
 
 
 class Stage:
@@ -134,57 +133,52 @@ class Stage:
         az = np.array([self.dests[i].azimuth for i in self.ring])
         nxt = np.roll(az, -1)
         nxt[-1] += 360.0
-        self._seg_start = torch.tensor(az, dtype=torch.float32)
-        self._seg_span = torch.tensor(nxt - az, dtype=torch.float32)
+        self._seg_start, self._seg_span = az, nxt - az
         # 2-D VBAP bases of each adjacent pair (this speaker, the next one anticlockwise)
         u = np.stack([-np.sin(np.radians(az)), np.cos(np.radians(az))], axis=1)
         pairs = np.stack([u, np.roll(u, -1, axis=0)], axis=2)  # (segment, xy, pair)
-        self._inverse = torch.tensor(np.linalg.pinv(pairs), dtype=torch.float32)  # (segment, 2, 2)
+        self._inverse = np.linalg.pinv(pairs)  # (segment, 2, 2)
         self.direct = sorted(set(self._used_ring()) | ({self.centre} if self.centre is not None else set()))
 
     def _used_ring(self) -> list[int]:
         """Ring destinations that direct sound reaches for targets within +-width."""
-        tau = torch.linspace(-self.options.width, self.options.width, 721)
-        energy = self.ring_energies(tau)
-        return [self.ring[j] for j in range(len(self.ring)) if float(energy[:, j].max()) > 1e-6]
+        energy = self.ring_energies(np.linspace(-self.options.width, self.options.width, 721))
+        return [self.ring[j] for j in range(len(self.ring)) if energy[:, j].max() > 1e-6]
 
-    def ring_energies(self, tau: torch.Tensor) -> torch.Tensor:
+    def ring_energies(self, tau: np.ndarray) -> np.ndarray:
         """Energy shares (..., len(ring)) that put the energy vector at azimuth `tau` (degrees)."""
-        device = tau.device
-        start, span = self._seg_start.to(device), self._seg_span.to(device)
+        tau = np.asarray(tau, dtype=float)
         n = len(self.ring)
-        rel = torch.remainder(tau[..., None] - start, 360.0)  # angle past each segment's start
-        seg = torch.argmax(((rel >= 0) & (rel <= span)).to(torch.int8), dim=-1)
-        rad = torch.deg2rad(tau)
-        target = torch.stack([-torch.sin(rad), torch.cos(rad)], dim=-1)
-        e = torch.einsum("...ij,...j->...i", self._inverse.to(device)[seg], target).clamp(min=0.0)
-        e = e / e.sum(dim=-1, keepdim=True).clamp(min=1e-12)
-        out = torch.zeros(tau.shape + (n,), device=device)
-        out.scatter_add_(-1, seg[..., None], e[..., :1])
-        out.scatter_add_(-1, torch.remainder(seg + 1, n)[..., None], e[..., 1:])
+        rel = np.remainder(tau[..., None] - self._seg_start, 360.0)  # angle past each segment's start
+        seg = np.argmax((rel >= 0) & (rel <= self._seg_span), axis=-1)
+        rad = np.radians(tau)
+        target = np.stack([-np.sin(rad), np.cos(rad)], axis=-1)
+        e = np.clip(np.einsum("...ij,...j->...i", self._inverse[seg], target), 0.0, None)
+        e /= np.maximum(e.sum(axis=-1, keepdims=True), 1e-12)
+        out = np.zeros(tau.shape + (n,))
+        np.put_along_axis(out, seg[..., None], e[..., :1], axis=-1)
+        np.put_along_axis(out, np.remainder(seg + 1, n)[..., None], e[..., 1:], axis=-1)
         return out
 
-    def direct_gains_table(self, steps: int = 2401) -> torch.Tensor:
+    def direct_gains_table(self, steps: int = 2401) -> np.ndarray:
         """Amplitude gains (steps, len(direct)) of direct sound by stereo azimuth, sampled evenly
         over -30..30 degrees: energy-vector panning to the stage azimuth on the ring, less the
         centre speaker's share (see `centre_weight`). Interpolate between rows."""
-        stereo_az = torch.linspace(-STEREO_HALF_ANGLE, STEREO_HALF_ANGLE, steps, dtype=torch.float64)
+        stereo_az = np.linspace(-STEREO_HALF_ANGLE, STEREO_HALF_ANGLE, steps)
         centre = self.centre_weight(stereo_az)
-        energies = self.ring_energies((stereo_az * self.options.width / STEREO_HALF_ANGLE).float()).double()
-        table = torch.zeros(steps, len(self.direct), dtype=torch.float64)
+        energies = self.ring_energies(stereo_az * self.options.width / STEREO_HALF_ANGLE)
+        table = np.zeros((steps, len(self.direct)))
         for k, dest in enumerate(self.direct):
-            if dest == self.centre:
-                table[:, k] = centre
-            else:
-                table[:, k] = energies[:, self.ring.index(dest)] * (1 - centre)
-        return table.sqrt().float()
+            table[:, k] = centre if dest == self.centre else energies[:, self.ring.index(dest)] * (1 - centre)
+        return np.sqrt(table)
 
-    def centre_weight(self, stereo_az: torch.Tensor) -> torch.Tensor:
-        """Share (0..1) of direct sound at a stereo azimuth that goes to the centre speaker."""
+    def centre_weight(self, stereo_az):
+        """Share (0..1) of direct sound at a stereo azimuth (degrees) that goes to the centre
+        speaker; numpy arrays or torch tensors."""
         if self.centre is None:
-            return torch.zeros_like(stereo_az)
-        ramp = (CENTRE_NONE_DEG - stereo_az.abs()) / (CENTRE_NONE_DEG - CENTRE_FULL_DEG)
-        return self.options.center * ramp.clamp(0.0, 1.0)
+            return 0 * stereo_az
+        ramp = (CENTRE_NONE_DEG - abs(stereo_az)) / (CENTRE_NONE_DEG - CENTRE_FULL_DEG)
+        return self.options.center * ramp.clip(0.0, 1.0)
 
     def ambience_shares(self) -> dict[int, list[tuple[int, float]]]:
         """For each side (+1 left, -1 right): (destination index, energy share) summing to 1.

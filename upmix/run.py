@@ -10,14 +10,12 @@ import numpy as np
 from . import __version__
 from .audio import BlockReader, probe
 from .errors import UpmixError
-from .pipeline import (Progress, clip_warnings, compute_threads, output_report, report_path, write_json,
-                       write_rendered)
+from .pipeline import Progress, clip_warnings, compute_threads, output_report, report_path, write_json, write_rendered
 from .placement import Stage, StageOptions, stage_scene
 from .render.downmix import fold_down_matrix
 from .render.renderer import SceneRenderer, StemStream, file_source
 from .render.targets import get_target
 from .scene import load_scene
-from .separation import upmix_separator
 
 DEFAULT_FORMAT = "7.1.4"
 """Target of `upmix run` when neither --format nor the scene gives one."""
@@ -87,6 +85,8 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
         raise UpmixError("output would overwrite the input", output)
     mono = info.channels == 1 or is_dual_mono(source)
     stage = Stage(target.layout, options)
+    from .separation import upmix_separator  # imports torch (seconds): only once the input is known good
+
     separator = upmix_separator("mono" if mono else "spatial", stage, device, exact_downmix)
     specs = separator.specs()
     reader = BlockReader(source, sample_rate=rate)

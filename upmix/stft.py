@@ -110,11 +110,18 @@ def smooth_frames(x: torch.Tensor, alpha: float, state: torch.Tensor | None) -> 
 
 def smooth_bins(x: torch.Tensor, width: int = 5) -> torch.Tensor:
     """Moving average over `width` (odd) neighbouring frequency bins (last axis); at the edges,
-    over the bins there are."""
+    over the bins there are. (Shifted sums: exact, unlike a running cumulative sum, and faster
+    than avg_pool1d here.)"""
     if width <= 1:
         return x
     if x.is_complex():
         return torch.complex(smooth_bins(x.real, width), smooth_bins(x.imag, width))
-    flat = x.reshape(-1, 1, x.shape[-1])
-    y = torch.nn.functional.avg_pool1d(flat, width, stride=1, padding=width // 2, count_include_pad=False)
-    return y.reshape(x.shape)
+    half, n = width // 2, x.shape[-1]
+    padded = torch.nn.functional.pad(x, (half, half))
+    total = padded[..., :n].clone()
+    for k in range(1, width):
+        total += padded[..., k:k + n]
+    count = torch.full((n,), float(width), device=x.device)
+    edge = torch.arange(half + 1, width, dtype=torch.float32, device=x.device)
+    count[:half], count[n - half:] = edge, edge.flip(0)
+    return total / count

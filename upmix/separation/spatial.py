@@ -54,7 +54,11 @@ class SpatialSeparator(StagedSeparator):
 
     def __init__(self, stage: Stage, device: str = "auto", exact_downmix: bool = False) -> None:
         super().__init__(stage, device, exact_downmix)
-        self._table = stage.direct_gains_table().to(self.device)
+        self._table = torch.tensor(stage.direct_gains_table(), dtype=torch.float32, device=self.device)
+        # the stage as recorded (width 30 on a +-30 pair): the ring gains are the panning gains
+        # themselves, so skip the table
+        names = {stage.dests[d].azimuth for d in self.direct if d != stage.centre}
+        self._as_recorded = stage.options.width == STEREO_HALF_ANGLE and names == {30.0, -30.0}
         # phase reference of each direct destination: left side 0, right side 1, centre 1/2 of
         # the right channel's phase relative to the left
         self._phase = [0.5 if d == stage.centre else (1.0 if stage.dests[d].side < 0 else 0.0)
@@ -76,6 +80,14 @@ class SpatialSeparator(StagedSeparator):
         lo = pos.floor().long().clamp(max=steps - 2)
         frac = (pos - lo)[..., None]
         return self._table[lo] * (1 - frac) + self._table[lo + 1] * frac
+
+    def _as_recorded_gains(self, stereo_az: torch.Tensor, cos_t: torch.Tensor, sin_t: torch.Tensor
+                           ) -> torch.Tensor:
+        """Direct gains for the stage as recorded: (cos, sin) on the pair, less the centre's share."""
+        centre = self.stage.centre_weight(stereo_az)
+        rest = torch.sqrt(1 - centre)
+        return torch.stack([torch.sqrt(centre) if d == self.stage.centre else
+                            rest * (cos_t if self.stage.dests[d].azimuth > 0 else sin_t) for d in self.direct], dim=-1)
 
     def _process(self, spec: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
         xl, xr = spec[0], spec[1]
@@ -114,7 +126,8 @@ class SpatialSeparator(StagedSeparator):
         ambience = torch.stack([off_l * boost + along * cos_t, off_r * boost + along * sin_t * rel])
 
         stereo_az = torch.rad2deg(torch.atan(TAN_HALF_ANGLE * cos2))
-        gains = self._direct_gains(stereo_az)
+        gains = self._as_recorded_gains(stereo_az, cos_t, sin_t) if self._as_recorded else \
+            self._direct_gains(stereo_az)
         half = (1 + rel) / (1 + rel).abs().clamp(min=1e-30)  # half the relative phase
         direct = {}
         for k, dest in enumerate(self.direct):

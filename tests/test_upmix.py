@@ -1,0 +1,240 @@
+"""`upmix run`: the upmix protocol on a shortened signal, mono input, exact downmix, options."""
+
+import itertools
+import json
+import re
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from upmix import audio
+from upmix.analysis import measure, protocol_signal
+from upmix.layouts import get_layout
+from upmix.placement import Stage, StageOptions, stereo_azimuth
+from upmix.render.downmix import fold_down_gains
+from upmix.run import upmix_file
+from upmix.separation import MonoSeparator, SpatialSeparator
+
+RATE = 48000
+
+
+@pytest.fixture(scope="module")
+def protocol(tmp_path_factory):
+    signal, segments = protocol_signal(RATE, burst_s=2.5, tone_s=3.0)
+    path = tmp_path_factory.mktemp("protocol") / "protocol.wav"
+    audio.write(path, signal, RATE, "FLOAT")
+    return path, signal, segments
+
+
+def upmix(tmp_path, src, fmt, **kw):
+    out = tmp_path / "out.wav"
+    report = upmix_file(src, out, format=fmt, bits="float", **kw)
+    return audio.read(out)[0], report
+
+
+@pytest.mark.parametrize("fmt", ["5.1", "7.1.4"])
+def test_protocol_at_the_default_width(tmp_path, protocol, fmt):
+    src, signal, segments = protocol
+    out, report = upmix(tmp_path, src, fmt)
+    assert report["settings"]["width_deg"] == 30.0
+    for r in measure(out, signal, get_layout(fmt), segments, RATE, width=30.0):
+        assert abs(r.energy_db) <= 0.5, r
+        if r.segment.kind in ("pan", "tone"):
+            assert abs(r.azimuth - r.expected) <= 2.0, r
+            assert r.fold_down_snr_db >= 30.0, r
+        else:  # decorrelated and anti-phase noise go around the listener
+            assert r.surround_share >= 0.7, r
+
+
+@pytest.mark.parametrize("fmt", ["5.1", "7.1.4"])
+def test_wider_stage_places_by_width(tmp_path, protocol, fmt):
+    src, signal, segments = protocol
+    out, _ = upmix(tmp_path, src, fmt, options=StageOptions(width=45.0))
+    for r in measure(out, signal, get_layout(fmt), segments, RATE, width=45.0):
+        assert abs(r.energy_db) <= 0.5, r
+        if r.segment.kind in ("pan", "tone"):
+            assert abs(r.azimuth - r.expected) <= 3.0, r
+
+
+@pytest.mark.parametrize("fmt,width", [("5.1", 30.0), ("7.1.4", 30.0), ("7.1.4", 60.0)])
+def test_exact_downmix(tmp_path, protocol, fmt, width):
+    src, signal, segments = protocol
+    out, report = upmix(tmp_path, src, fmt, exact_downmix=True, options=StageOptions(width=width))
+    assert report["fold_down_snr_db"] >= 60
+    for r in measure(out, signal, get_layout(fmt), segments, RATE, width=width):
+        assert r.fold_down_snr_db >= 60.0, r
+
+
+def test_report_and_file(tmp_path, protocol):
+    src, signal, _ = protocol
+    out = tmp_path / "o.wav"
+    report = upmix_file(src, out, format="7.1.4")
+    saved = json.loads((tmp_path / "o.json").read_text())
+    assert saved == report and report["command"] == "run"
+    assert audio.read_channel_mask(out) == 0x2D63F
+    assert report["settings"] == {**report["settings"], "format": "4+7+0", "center": 1.0, "exact_downmix": False}
+    assert report["input"]["treated_as"] == "stereo" and report["frames"] == signal.shape[1]
+    assert all(ch["peak_dbfs"] is not None for ch in report["channels"] if ch["label"] != "LFE")
+    assert report["integrated_lufs"] is not None and report["processing_time_s"] > 0
+    assert report["fold_down_snr_db"] > 1.5  # ambience bursts are decorrelated: not 30 dB over all
+
+
+def icc(a, b, max_lag=48):
+    """Inter-channel coherence: largest normalised cross-correlation within +-1 ms."""
+    import scipy.signal
+
+    c = scipy.signal.correlate(a.astype(float), b.astype(float), mode="full", method="fft")
+    mid = len(a) - 1
+    return float(np.max(np.abs(c[mid - max_lag:mid + max_lag + 1])) / np.sqrt(np.sum(a ** 2) * np.sum(b ** 2)))
+
+
+@pytest.fixture(scope="module")
+def mono_music(tmp_path_factory):
+    """The bundled quartet mixed to mono, with a little reverberation."""
+    from conftest import ROOT
+
+    parts = [audio.read(p, sample_rate=RATE)[0][0] for p in sorted((ROOT / "examples/string_quartet/stems").glob("*"))]
+    m = np.sum(parts, axis=0)[:RATE * 5]
+    rng = np.random.default_rng(3)
+    tail = rng.standard_normal(RATE // 2) * np.exp(-np.arange(RATE // 2) / (0.12 * RATE)) * 0.05
+    m = np.convolve(m, np.concatenate([[1.0], tail]))[:len(m)]
+    m = (0.5 * m / np.abs(m).max()).astype(np.float32)
+    path = tmp_path_factory.mktemp("mono") / "mono.flac"
+    audio.write(path, m[None], RATE, "PCM_24")
+    return path, m
+
+
+def test_mono_is_spread_not_copied(tmp_path, mono_music):
+    path, m = mono_music
+    out, report = upmix(tmp_path, path, "7.1.4")
+    assert report["input"]["treated_as"] == "mono" and report["settings"]["separator"] == "mono"
+    layout = get_layout("7.1.4")
+    around = [i for i, s in enumerate(layout.speakers) if not s.is_lfe and s.name not in ("M+030", "M-030", "M+000")]
+    assert len(around) == 8
+    for i, j in itertools.combinations(around, 2):
+        assert icc(out[i], out[j]) < 0.9
+    energy = np.sum(out.astype(float) ** 2, axis=1)
+    assert energy[around].sum() > 0.1 * energy.sum()  # ambience really reaches the surrounds
+    assert energy[2] > 0.1 * energy.sum()  # and the direct sound the centre
+    total = 10 * np.log10(energy.sum() / (2 * np.sum(m.astype(float) ** 2)))  # against dual mono
+    assert abs(total) < 1.0
+
+
+def test_identical_stereo_channels_are_treated_as_mono(tmp_path, mono_music):
+    _, m = mono_music
+    dual = tmp_path / "dual.wav"
+    audio.write(dual, np.stack([m, m]), RATE, "PCM_24")
+    _, report = upmix(tmp_path, dual, "5.1")
+    assert report["input"]["treated_as"] == "mono"
+    out, report = upmix(tmp_path, dual, "5.1", exact_downmix=True)
+    assert report["fold_down_snr_db"] >= 60
+
+
+def test_lfe_gets_only_bass_when_asked(tmp_path):
+    t = np.arange(RATE * 2) / RATE
+    x = (0.2 * np.sin(2 * np.pi * 50 * t) + 0.2 * np.sin(2 * np.pi * 2000 * t)).astype(np.float32)
+    src = tmp_path / "in.wav"
+    audio.write(src, np.stack([x, 0.5 * x]), RATE, "FLOAT")
+    out, _ = upmix(tmp_path, src, "5.1")
+    assert np.all(out[3] == 0)
+    out, report = upmix(tmp_path, src, "5.1", lfe=True)
+    lfe = out[3, RATE // 2:]
+    spec = np.abs(np.fft.rfft(lfe))
+    f = np.fft.rfftfreq(len(lfe), 1 / RATE)
+    assert spec[np.argmin(np.abs(f - 50))] > 1000 * spec[np.argmin(np.abs(f - 2000))]
+    assert report["settings"]["lfe_from_bass"] is True
+
+
+def test_user_scene_places_stems(tmp_path, protocol):
+    src, _, _ = protocol
+    scene = tmp_path / "stems.yaml"
+    scene.write_text("objects:\n"
+                     "  - {stem: direct.M+000, position: {azimuth: 110, distance: 1}}\n"
+                     "  - {stem: direct.M+030, position: {azimuth: 30, distance: 1}}\n"
+                     "  - {stem: direct.M-030, position: {azimuth: -30, distance: 1}}\n"
+                     "render: {propagation_delay: false}\n")
+    out, report = upmix(tmp_path, src, "5.1", scene_file=scene)
+    assert report["fold_down_snr_db"] is None and report["settings"]["scene"] == str(scene)
+    # the centre-panned burst (third segment) now comes from the left surround
+    seg = slice(int(5.5 * RATE), int(7 * RATE))
+    e = np.sum(out[:, seg] ** 2, axis=1)
+    assert e[4] > 0.99 * e.sum()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("objects:\n  - {stem: vocals, position: [0, 1, 0]}\n")
+    from upmix.errors import UpmixError
+    with pytest.raises(UpmixError, match=re.escape("no stem named 'vocals'; this separation gives: direct.M+030")):
+        upmix(tmp_path, src, "5.1", scene_file=bad)
+
+
+def test_streaming_is_block_size_independent():
+    signal, _ = protocol_signal(RATE, burst_s=1.0, tone_s=1.0)
+    sep = SpatialSeparator(Stage(get_layout("7.1.4"), StageOptions()), device="cpu")
+    whole = sep.separate(signal, RATE)
+    small = {}
+    blocks = (signal[:, i:i + 4000] for i in range(0, signal.shape[1], 4000))
+    for out in sep.stream(blocks, RATE):
+        for k, v in out.items():
+            small.setdefault(k, []).append(v)
+    for k, v in whole.items():
+        assert v.shape == (1, signal.shape[1])
+        np.testing.assert_allclose(np.concatenate(small[k], axis=1), v, atol=2e-5)
+
+
+def test_stage_rules():
+    layout = get_layout("7.1.4")
+    stage = Stage(layout, StageOptions(width=60))
+    tau = np.linspace(-179, 179, 717)
+    e = stage.ring_energies(tau)
+    np.testing.assert_allclose(e.sum(-1), 1.0, atol=1e-9)
+    az = np.radians([stage.dests[i].azimuth for i in stage.ring])
+    v = e @ np.stack([-np.sin(az), np.cos(az)], axis=1)
+    np.testing.assert_allclose(np.degrees(np.arctan2(-v[:, 0], v[:, 1])), tau, atol=1e-6)
+    for side, shares in stage.ambience_shares().items():
+        assert sum(w for _, w in shares) == pytest.approx(1.0)
+        assert {stage.dests[d].name for d, _ in shares} >= {"M+090", "U+045"} if side > 0 else True
+    table = stage.direct_gains_table()
+    np.testing.assert_allclose((table ** 2).sum(-1), 1.0, atol=1e-9)  # power-complementary
+    assert stereo_azimuth(np.array([0.0, np.pi / 4, np.pi / 2])) == pytest.approx([30, 0, -30], abs=1e-9)
+    assert fold_down_gains(30, 0) == (1.0, 0.0) and fold_down_gains(0, 0) == pytest.approx((0.7071, 0.7071), abs=1e-4)
+    assert fold_down_gains(-110, 0) == pytest.approx((0, 0.7071), abs=1e-4)
+    assert fold_down_gains(135, 30) == pytest.approx((0.7071, 0), abs=1e-4)
+
+
+def test_mono_separator_energy():
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(RATE * 3) * 0.1).astype(np.float32)
+    sep = MonoSeparator(Stage(get_layout("5.1"), StageOptions()), device="cpu")
+    out = sep.separate(x[None], RATE)
+    total = sum(np.sum(v.astype(float) ** 2) for v in out.values())
+    assert total == pytest.approx(2 * np.sum(x.astype(float) ** 2), rel=0.12)
+
+
+def assert_clean_failure(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    for f in fragments:
+        assert f in proc.stderr
+
+
+def test_run_command_and_errors(tmp_path, protocol, rng):
+    src, _, _ = protocol
+    out = tmp_path / "o.wav"
+    proc = run_cli("run", src, "-o", out, "-f", "5.1")
+    assert proc.returncode == 0, proc.stderr
+    assert "fold-down SNR" in proc.stdout and audio.read_channel_mask(out) == 0x60F
+    six = tmp_path / "six.wav"
+    audio.write(six, rng.standard_normal((6, 4800)) * 0.1, RATE, "PCM_16")
+    nan = tmp_path / "nan.wav"
+    x = rng.standard_normal((2, 48000)) * 0.1
+    x[1, 40000] = np.nan
+    audio.write(nan, x, RATE, "FLOAT")
+    bad_out = tmp_path / "bad.wav"
+    assert_clean_failure(run_cli("run", six, "-o", bad_out), "six.wav", "mono or stereo", "6 channels")
+    assert_clean_failure(run_cli("run", nan, "-o", bad_out), "nan.wav", "NaN")
+    assert_clean_failure(run_cli("run", tmp_path / "none.wav", "-o", bad_out), "none.wav: file not found")
+    assert_clean_failure(run_cli("run", src, "-o", bad_out, "-f", "8.1"), "unknown speaker layout")
+    assert_clean_failure(run_cli("run", src, "-o", bad_out, "--width", "200"), "--width")
+    assert_clean_failure(run_cli("run", src, "-o", bad_out, "--center", "1.5"), "--center")
+    assert_clean_failure(run_cli("run", src, "-o", src), "overwrite the input")
+    assert not bad_out.exists() and not list(tmp_path.glob(".bad*"))
