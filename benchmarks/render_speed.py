@@ -76,14 +76,16 @@ def ffmpeg_command(folder: Path) -> list[str]:
     from upmix.scene import load_scene
 
     sc = load_scene(folder / "scene.yaml")
-    plans = SceneRenderer(sc, get_target("7.1.4"), RATE, file_sources(sc, folder, RATE)).plans
+    target = get_target("7.1.4")
+    plans = SceneRenderer(sc, target, RATE, file_sources(sc, folder, RATE)).plans
     inputs = sum((["-i", str(folder / f"s{i}.wav")] for i in range(len(plans))), [])
     chains = [f"[{i}:a]adelay={p.delay}S[d{i}]" for i, p in enumerate(plans)]
     merge = "".join(f"[d{i}]" for i in range(len(plans))) + f"join=inputs={len(plans)}:channel_layout=7.1[m]"
     labels = ["FL", "FR", "FC", "LFE", "BL", "BR", "SL", "SR", "TFL", "TFR", "TBL", "TBR"]
     terms = []
+    gains = [target.gains(p.voice_directions, p.voice_widths)[0] * p.gain for p in plans]
     for ch, lab in enumerate(labels):
-        parts = [f"{p.channel_gains[0, ch]:.6f}*c{i}" for i, p in enumerate(plans) if p.channel_gains[0, ch] > 0]
+        parts = [f"{g[ch]:.6f}*c{i}" for i, g in enumerate(gains) if g[ch] > 0]
         terms.append(f"{lab}={'+'.join(parts) or '0*c0'}")
     pan = f"[m]pan={'+'.join(labels)}|{'|'.join(terms)}[out]"
     return (["ffmpeg", "-v", "error", "-y"] + inputs +

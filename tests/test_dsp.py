@@ -45,7 +45,7 @@ def test_bs1770_weights():
 
 def test_block_convolver_equals_full_convolution(rng):
     h = rng.standard_normal((3, 300)).astype(np.float32)
-    x = rng.standard_normal(5000).astype(np.float32)
+    x = np.concatenate([rng.standard_normal(5000), np.zeros(299)]).astype(np.float32)
     conv = BlockConvolver(h)
     parts = []
     pos = 0
@@ -53,9 +53,14 @@ def test_block_convolver_equals_full_convolution(rng):
         n = int(rng.integers(1, 700))
         parts.append(conv.process(x[pos:pos + n]))
         pos += n
-    parts.append(conv.flush())
-    np.testing.assert_allclose(np.concatenate(parts, axis=1), np.stack([np.convolve(x, k) for k in h]),
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), np.stack([np.convolve(x[:5000], k) for k in h]),
                                atol=1e-4)
+    # several inputs: every output sums its filters over the inputs
+    hm = rng.standard_normal((2, 3, 50)).astype(np.float32)
+    xm = rng.standard_normal((3, 400)).astype(np.float32)
+    y = BlockConvolver(hm).process(np.pad(xm, ((0, 0), (0, 49))))
+    ref = np.stack([sum(np.convolve(xm[i], hm[o, i]) for i in range(3)) for o in range(2)])
+    np.testing.assert_allclose(y, ref, atol=1e-4)
 
 
 def test_decorrelation_filters_are_allpass_and_decorrelated(rng):

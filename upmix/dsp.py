@@ -120,33 +120,34 @@ def decorrelation_filters(n: int, length: int = 512, seed: int = 2051, candidate
 
 
 class BlockConvolver:
-    """Overlap-add FFT convolution of one input signal with one filter per output channel.
+    """Overlap-add FFT convolution: every output is the sum of its filters applied to the inputs.
 
     Args:
-        filters: (channels, taps) impulse responses.
+        filters: (outputs, taps) for one input, or (outputs, inputs, taps).
     """
 
     def __init__(self, filters: np.ndarray) -> None:
-        self.filters = np.asarray(filters, dtype=np.float32)
-        self._tail = np.zeros((self.filters.shape[0], self.filters.shape[1] - 1), dtype=np.float32)
+        f = np.asarray(filters, dtype=np.float32)
+        self.filters = f[:, None, :] if f.ndim == 2 else f
+        outputs, _, taps = self.filters.shape
+        self.taps = taps
+        self._tail = np.zeros((outputs, taps - 1), dtype=np.float32)
         self._spectra: dict[int, np.ndarray] = {}  # filter spectra by FFT size
 
     def process(self, x: np.ndarray) -> np.ndarray:
-        """Convolve a mono block (frames,); returns (channels, frames)."""
-        n, taps = len(x), self.filters.shape[1]
+        """Convolve an (inputs, frames) block (or a mono (frames,) one); returns (outputs, frames)."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float32))
+        n, taps = x.shape[1], self.taps
         nfft = scipy.fft.next_fast_len(n + taps - 1, real=True)
         if nfft not in self._spectra:
             self._spectra[nfft] = scipy.fft.rfft(self.filters, nfft, axis=-1)
-        spec = scipy.fft.rfft(np.asarray(x, dtype=np.float32), nfft)[None, :] * self._spectra[nfft]
+        h = self._spectra[nfft]
+        xs = scipy.fft.rfft(x, nfft, axis=-1)
+        spec = h[:, 0] * xs[0] if h.shape[1] == 1 else np.einsum("oik,ik->ok", h, xs)
         y = scipy.fft.irfft(spec, nfft, axis=-1)[:, :n + taps - 1].astype(np.float32)
         y[:, :taps - 1] += self._tail
         out, self._tail = y[:, :n], y[:, n:].copy()
         return out
-
-    def flush(self) -> np.ndarray:
-        """The remaining tail (channels, taps - 1)."""
-        tail, self._tail = self._tail, np.zeros_like(self._tail)
-        return tail
 
 
 class LowPass:

@@ -77,3 +77,15 @@ def orthonormal_frame(direction: ArrayLike) -> np.ndarray:
     u = normalise(np.cross(helper, w))
     v = np.cross(w, u)
     return np.stack([u, v, w], axis=-2)
+
+
+def from_sofa_cartesian(xyz: ArrayLike) -> np.ndarray:
+    """SOFA/AES69 Cartesian positions (x front, y left, z up) to scene vectors (x right, y front)."""
+    v = np.asarray(xyz, dtype=float)
+    return np.stack([-v[..., 1], v[..., 0], v[..., 2]], axis=-1)
+
+
+def to_spaudiopy(direction: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Scene direction vectors to spaudiopy's (azimuth, colatitude) in radians (x front, y left)."""
+    az, el, _ = polar(direction)
+    return np.radians(az), np.radians(90.0 - el)

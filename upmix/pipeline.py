@@ -16,12 +16,12 @@ import numpy as np
 
 from . import __version__
 from .audio import SUBTYPES, AudioWriter, BlockReader
-from .dsp import SignalStats, bs1770_weights
+from .dsp import SignalStats
 from .errors import UpmixError
 from .files import temporary_sibling
-from .layouts import WAV_SPEAKER_BITS, Layout, layout_for_mask, mask_labels
+from .layouts import WAV_SPEAKER_BITS, layout_for_mask, mask_labels
 from .render.renderer import SceneRenderer, file_sources
-from .render.targets import SpeakerTarget, get_target
+from .render.targets import SpeakerTarget, Target, get_target
 from .scene import load_scene
 
 Progress = Callable[[int, int], None]
@@ -46,13 +46,7 @@ def report_path(output: Path) -> Path:
     return output.with_suffix(".json")
 
 
-def layout_weights(layout: Layout) -> np.ndarray:
-    """BS.1770 loudness weights for a layout's channels."""
-    sp = layout.speakers
-    return bs1770_weights([s.azimuth for s in sp], [s.elevation for s in sp], [s.is_lfe for s in sp])
-
-
-def write_rendered(renderer: SceneRenderer, output: Path, target: SpeakerTarget, rate: int, bits: str,
+def write_rendered(renderer: SceneRenderer, output: Path, target: Target, rate: int, bits: str,
                    expected: int, progress: Progress | None,
                    also: Callable[[np.ndarray], None] | None = None) -> tuple[AudioWriter, SignalStats]:
     """Stream a renderer's blocks into the output file, measuring as they pass (and handing each
@@ -61,7 +55,7 @@ def write_rendered(renderer: SceneRenderer, output: Path, target: SpeakerTarget,
     Writing and measuring run on a second thread while the next block renders (both mostly run
     outside the GIL: file writes, scipy filters), with at most a few blocks in flight.
     """
-    stats = SignalStats(rate, layout_weights(target.layout))
+    stats = SignalStats(rate, target.loudness_weights)
 
     def rendered() -> Iterator[np.ndarray]:
         for block in renderer.blocks():
@@ -133,15 +127,15 @@ def run_beside(blocks: Iterable[np.ndarray], consume: Callable[[np.ndarray], Non
         raise failure[0]
 
 
-def output_report(target: SpeakerTarget, rate: int, writer: AudioWriter, stats: SignalStats) -> dict:
+def output_report(target: Target, rate: int, writer: AudioWriter, stats: SignalStats) -> dict:
     """The report fields that describe the written file."""
     return {
         "channel_mask": f"0x{target.channel_mask:X}",
         "frames": writer.frames,
         "duration_s": round(writer.frames / rate, 3),
-        "channels": [{"index": i, "label": lab, "name": s.name, "peak_dbfs": pk}
-                     for i, (lab, s, pk) in enumerate(zip(target.labels, target.layout.speakers,
-                                                          stats.peak_dbfs))],
+        "channels": [{"index": i, "label": lab, "name": name, "peak_dbfs": pk}
+                     for i, (lab, name, pk) in enumerate(zip(target.labels, target.channel_names,
+                                                             stats.peak_dbfs))],
         "integrated_lufs": stats.integrated_lufs,
         "clipped_samples": writer.clipped,
     }
@@ -156,15 +150,17 @@ def clip_warnings(writer: AudioWriter) -> list[str]:
 
 def render_scene(scene_file: Path, output: Path, *, stems_dir: Path | None = None,
                  format: str | None = None, sample_rate: int | None = None, bits: str | None = None,
-                 lfe: bool = False, progress: Progress | None = None) -> dict:
-    """Render a scene file to an audio file plus a JSON report beside it; returns the report."""
+                 lfe: bool = False, hrtf: str | None = None, progress: Progress | None = None) -> dict:
+    """Render a scene file to an audio file plus a JSON report beside it; returns the report.
+
+    `hrtf` is a SOFA file for binaural output (default: the bundled KEMAR set)."""
     start = time.perf_counter()
     scene = load_scene(scene_file)
     spec = format or scene.output.format
     if spec is None:
         raise UpmixError("no output format: give --format (e.g. 7.1.4) or output.format in the scene",
                          scene_file)
-    target = get_target(spec)
+    target = get_target(spec, hrtf)
     rate = sample_rate or scene.output.sample_rate or DEFAULT_SAMPLE_RATE
     bits = bits or scene.output.bits or "24"
     if stems_dir is not None and not stems_dir.is_dir():
@@ -217,7 +213,8 @@ def describe_file(path: Path, progress: Progress | None = None) -> dict:
     mask = info.channel_mask
     layout = layout_for_mask(mask, info.channels) if mask else None
     if layout is not None:
-        labels, names, weights = layout.wav_labels, layout.channel_names, layout_weights(layout)
+        labels, names = layout.wav_labels, layout.channel_names
+        weights = SpeakerTarget(layout).loudness_weights
     else:
         default = {1: ["FC"], 2: ["FL", "FR"]}.get(info.channels)
         labels = mask_labels(mask, info.channels) if mask else default or mask_labels(0, info.channels)

@@ -10,15 +10,19 @@ import numpy as np
 from . import __version__
 from .audio import BlockReader, probe
 from .errors import UpmixError
+from .layouts import get_layout
 from .pipeline import Progress, clip_warnings, compute_threads, output_report, report_path, write_json, write_rendered
 from .placement import Stage, StageOptions, stage_scene
 from .render.downmix import fold_down_matrix
 from .render.renderer import SceneRenderer, StemStream, file_source
-from .render.targets import get_target
+from .render.targets import SpeakerTarget, get_target
 from .scene import load_scene
 
 DEFAULT_FORMAT = "7.1.4"
 """Target of `upmix run` when neither --format nor the scene gives one."""
+
+VIRTUAL_STAGE = "7.1.4"
+"""Speaker layout whose directions carry the stage when the target is not a speaker layout."""
 
 
 def is_dual_mono(path: Path, tolerance_db: float = -80.0) -> bool:
@@ -63,7 +67,7 @@ class _FoldDownMeter:
 def upmix_file(source: Path, output: Path, *, format: str | None = None, options: StageOptions | None = None,
                exact_downmix: bool = False, lfe: bool = False, scene_file: Path | None = None,
                device: str = "auto", sample_rate: int | None = None, bits: str = "24",
-               progress: Progress | None = None) -> dict:
+               hrtf: str | None = None, progress: Progress | None = None) -> dict:
     """Upmix a mono or stereo file to a layout (the `upmix run` job); returns the report.
 
     The recording is separated into direct and ambience stems (`upmix.separation`), the stems are
@@ -78,19 +82,21 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
                          source)
     scene = load_scene(scene_file) if scene_file is not None else None
     spec = format or (scene.output.format if scene else None) or DEFAULT_FORMAT
-    target = get_target(spec)
+    target = get_target(spec, hrtf)
     rate = sample_rate or (scene.output.sample_rate if scene else None) or info.sample_rate
     bits = bits or (scene.output.bits if scene else None) or "24"
     if output.resolve() == source.resolve():
         raise UpmixError("output would overwrite the input", output)
     mono = info.channels == 1 or is_dual_mono(source)
-    stage = Stage(target.layout, options)
+    speakers = isinstance(target, SpeakerTarget)
+    # headphones and Ambisonics get the stage of a virtual 7.1.4 layout, rendered from its directions
+    stage = Stage(target.layout if speakers else get_layout(VIRTUAL_STAGE), options)
     from .separation import upmix_separator  # imports torch (seconds): only once the input is known good
 
     separator = upmix_separator("mono" if mono else "spatial", stage, device, exact_downmix)
     specs = separator.specs()
     reader = BlockReader(source, sample_rate=rate)
-    meter = _FoldDownMeter(fold_down_matrix(target.layout)) if scene is None else None
+    meter = _FoldDownMeter(fold_down_matrix(target.layout)) if scene is None and speakers else None
 
     def input_blocks():
         for block in reader:

@@ -248,7 +248,7 @@ class PointSourcePanner:
         if point.any():
             out[point] = self.gains(d[point])
         for i in np.flatnonzero(~point):
-            samples, weights = _cap_samples(d[i], min(float(w[i]), 360.0))
+            samples, weights = cap_samples(d[i], min(float(w[i]), 360.0))
             g2 = self.gains(samples) ** 2
             out[i] = np.sqrt(weights @ g2 / weights.sum())
         return out.reshape(np.shape(directions)[:-1] + (self.num_speakers,))
@@ -300,7 +300,9 @@ def _cap_pattern(width: float) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(pts), np.concatenate(wts)
 
 
-def _cap_samples(direction: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+def cap_samples(direction: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sample directions (M, 3) and solid-angle weights over a cap of angular diameter `width`
+    degrees around `direction`."""
     pts, wts = _cap_pattern(round(width, 3))
     return pts @ orthonormal_frame(direction), wts
 

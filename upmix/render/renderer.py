@@ -9,7 +9,8 @@ width at ``near_field`` to all around the head at r = 0, so passing through the 
 A mono source with a width is spread over a cap of that angular diameter. A stereo source with a
 width keeps its image: its left and right channels are placed width/2 either side of the object's
 direction; a stereo source of width 0 is played as the mean of its channels.
-A ``diffuse`` share goes to every main channel through mutually decorrelated all-pass filters.
+A ``diffuse`` share is rendered from the target's diffuse directions (every speaker of a layout; a
+t-design for binaural and Ambisonics) through mutually decorrelated all-pass filters.
 Objects reach the LFE only when ``lfe`` is on: a 120 Hz low-pass of the object mix at -10 dB.
 """
 
@@ -28,7 +29,7 @@ from ..dsp import BlockConvolver, LowPass, decorrelation_filters
 from ..errors import UpmixError
 from ..geometry import SPEED_OF_SOUND, cartesian, relative_direction
 from ..scene import Scene, SceneObject, object_source
-from .targets import SpeakerTarget
+from .targets import Target
 
 LFE_GAIN = 10 ** (-10 / 20)
 """LFE feeds are mixed 10 dB low; playback adds +10 dB (ITU-R BS.775)."""
@@ -37,7 +38,7 @@ LFE_CUTOFF = 120.0
 """LFE low-pass cut-off in Hz."""
 
 DIFFUSE_TAPS = 512
-"""Length of the decorrelation filters for diffuse sound, samples."""
+"""Length of the decorrelation filters for diffuse sound at 48 kHz, samples."""
 
 
 class Source(Protocol):
@@ -108,8 +109,8 @@ class _StemSource:
 @dataclass(frozen=True)
 class ObjectPlan:
     """How one object is rendered: direction as heard (degrees), distance (m), linear gain, delay
-    (samples), spread (degrees), and `channel_gains` (voices, channels) including the gain; an
-    object has one voice, or two for a stereo source with a width."""
+    (samples), spread (degrees), and its voices: one, or two for a stereo source with a width,
+    each a direction vector (head frame) with a spread in degrees."""
 
     obj: SceneObject
     source: str
@@ -119,11 +120,12 @@ class ObjectPlan:
     gain: float
     delay: int
     width: float
-    channel_gains: np.ndarray
+    voice_directions: np.ndarray
+    voice_widths: np.ndarray
 
     @property
     def voices(self) -> int:
-        return self.channel_gains.shape[0]
+        return len(self.voice_directions)
 
     def summary(self) -> dict:
         return {"name": self.obj.name, "source": self.source,
@@ -174,17 +176,17 @@ class SceneRenderer:
 
     Args:
         scene: the scene.
-        target: output target (speaker layout).
+        target: output target (speaker layout, binaural or Ambisonics).
         sample_rate: output rate in Hz.
         sources: one source per scene object, at `sample_rate` (see `file_sources`, `StemStream`).
-        lfe: feed the LFE channel(s) with the low-passed object mix.
+        lfe: feed the LFE channel(s) with the low-passed object mix (speaker layouts with an LFE).
         block: frames per block.
     """
 
-    def __init__(self, scene: Scene, target: SpeakerTarget, sample_rate: int, sources: list[Source],
+    def __init__(self, scene: Scene, target: Target, sample_rate: int, sources: list[Source],
                  lfe: bool = False, block: int = DEFAULT_BLOCK) -> None:
         self.scene, self.target, self.sample_rate = scene, target, int(sample_rate)
-        self.lfe = lfe and len(target.layout.lfe_indices) > 0
+        self.lfe = lfe and len(target.lfe_indices) > 0
         self.block = block
         self._readers = sources
         self.plans = self._plan()
@@ -202,58 +204,57 @@ class SceneRenderer:
                   if rs.propagation_delay else np.zeros(len(dist), dtype=int))
         plans = []
         for o, r, a, e, d, g, dl, w in zip(sc.objects, self._readers, az, el, dist, gains, delays, widths):
-            scale = g * np.sqrt(1 - o.diffuse)
             if r.channels == 2 and o.width > 0 and not d < rs.near_field:
                 # stereo image: left and right channels either side of the object, point sources
-                ch = self.target.gains(cartesian([a + w / 2, a - w / 2], [e, e])) * scale
+                dirs, vw = cartesian([a + w / 2, a - w / 2], [e, e]), np.zeros(2)
             else:
-                ch = self.target.gains(cartesian(a, e)[None], w) * scale
-            plans.append(ObjectPlan(o, r.label, float(a), float(e), float(d), float(g), int(dl),
-                                    float(w), ch))
+                dirs, vw = cartesian(a, e)[None], np.array([w])
+            plans.append(ObjectPlan(o, r.label, float(a), float(e), float(d), float(g), int(dl), float(w),
+                                    dirs, vw))
         return plans
-
-    @property
-    def _has_diffuse(self) -> bool:
-        return any(o.diffuse > 0 for o in self.scene.objects)
 
     @property
     def frames(self) -> int:
         """Output length in frames (estimated when a source is decoded through ffmpeg)."""
-        tail = DIFFUSE_TAPS - 1 if self._has_diffuse else 0
-        return max(r.frames + p.delay for r, p in zip(self._readers, self.plans)) + tail
+        return max(r.frames + p.delay for r, p in zip(self._readers, self.plans))
 
     def blocks(self) -> Iterator[np.ndarray]:
-        """Rendered (channels, frames) float32 blocks until every source has ended."""
-        n_ch = self.target.num_channels
-        sources = [_DelayedSource(r, p.delay, p.voices) for r, p in zip(self._readers, self.plans)]
-        mix = np.concatenate([p.channel_gains for p in self.plans]).T.astype(np.float32)  # (ch, voices)
+        """Rendered (channels, frames) float32 blocks until every source has ended and the
+        filters have rung out."""
+        rate, plans = self.sample_rate, self.plans
+        sources = [_DelayedSource(r, p.delay, p.voices) for r, p in zip(self._readers, plans)]
+        directions = np.concatenate([p.voice_directions for p in plans])
+        widths = np.concatenate([p.voice_widths for p in plans])
+        direct = np.concatenate([np.full(p.voices, p.gain * np.sqrt(1 - p.obj.diffuse)) for p in plans])
+        mixer = self.target.mixer(directions, widths, direct, rate)
+        tail = mixer.tail
         # per-voice weights that turn the voices back into each object's mono signal x gain
-        mono = np.concatenate([np.full(p.voices, p.gain / p.voices) for p in self.plans])
-        main = self.target.layout.main_indices
+        mono = np.concatenate([np.full(p.voices, p.gain / p.voices) for p in plans])
         diffuse = None
-        if self._has_diffuse:
-            share = mono * np.concatenate([np.full(p.voices, np.sqrt(p.obj.diffuse)) for p in self.plans])
-            filters = decorrelation_filters(len(main), DIFFUSE_TAPS) / np.sqrt(len(main))
-            diffuse = (share.astype(np.float32), BlockConvolver(filters))
+        if any(p.obj.diffuse > 0 for p in plans):
+            share = mono * np.concatenate([np.full(p.voices, np.sqrt(p.obj.diffuse)) for p in plans])
+            around = self.target.diffuse_directions()
+            taps = int(DIFFUSE_TAPS * rate / 48000)
+            decorrelate = BlockConvolver(decorrelation_filters(len(around), taps))
+            spread = self.target.mixer(around, np.zeros(len(around)), np.full(len(around), 1 / np.sqrt(len(around))),
+                                       rate)
+            diffuse = (share.astype(np.float32), decorrelate, spread)
+            tail = max(tail, taps - 1 + spread.tail)
         lfe = None
         if self.lfe:
-            lfe_idx = self.target.layout.lfe_indices
-            lfe = (lfe_idx, (mono * LFE_GAIN / len(lfe_idx)).astype(np.float32),
-                   LowPass(self.sample_rate, LFE_CUTOFF))
-        emitted = total = 0
-        while not all(s.done for s in sources):
+            lfe_idx = self.target.lfe_indices
+            lfe = (lfe_idx, (mono * LFE_GAIN / len(lfe_idx)).astype(np.float32), LowPass(rate, LFE_CUTOFF))
+        emitted, total = 0, None
+        while total is None or emitted < total:
             x = np.concatenate([s.read(self.block) for s in sources])
-            out = mix @ x
+            out = mixer.process(x)
             if diffuse is not None:
-                out[main] += diffuse[1].process(diffuse[0] @ x)
+                out += diffuse[2].process(diffuse[1].process(diffuse[0] @ x))
             if lfe is not None:
                 out[lfe[0]] += lfe[2].process(lfe[1] @ x)
-            if all(s.done for s in sources):
-                total = max(s.length for s in sources) + (DIFFUSE_TAPS - 1 if diffuse else 0)
+            if total is None and all(s.done for s in sources):
+                total = max(s.length for s in sources) + tail
+            if total is not None:
                 out = out[:, :total - emitted]
             emitted += out.shape[1]
             yield out
-        if diffuse is not None and emitted < total:
-            tail = np.zeros((n_ch, total - emitted), dtype=np.float32)
-            tail[main] = diffuse[1].flush()[:, :total - emitted]
-            yield tail

@@ -1,0 +1,281 @@
+"""Binaural rendering: HRTF sets from SOFA files, HRIRs for any direction, static and moving sources.
+
+- `load_sofa` reads any SOFA file of the SimpleFreeFieldHRIR convention (AES69): Data.IR,
+  Data.SamplingRate, Data.Delay (honoured), SourcePosition in spherical or Cartesian form.
+  The MIT KEMAR set ships with the package (`default_hrtf_path`).
+- `Hrtf` prepares a set for one output rate: each measured HRIR is split into a per-ear delay
+  (the lag of its cross-correlation with its own minimum-phase version, so the interaural time
+  difference is the difference of the two) and a minimum-phase filter. HRIRs for any direction
+  interpolate the filters and the delays barycentrically on the triangulated measurement grid;
+  below the lowest measured elevation a virtual measurement at the bottom pole (the average of the
+  lowest ring) fills the gap.
+- `MovingBinaural` renders sources whose direction, gain and delay change over time: every 256
+  samples the filters are updated and the output of the old and new filters crossfaded over the
+  block, while the per-ear delays glide sample by sample (cubic Lagrange fractional delay).
+
+Directions are unit vectors in the listener's head frame (scene convention: x right, y front,
+z up). Gains are normalised so that a source straight ahead reaches each ear at unit energy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import scipy.spatial
+import torch
+
+from ..audio import resample
+from ..errors import UpmixError
+from ..geometry import cartesian, from_sofa_cartesian, normalise
+
+FILTER_TAPS_48K = 256
+"""Length of the minimum-phase HRTF filters at 48 kHz (5.3 ms; scaled with the rate)."""
+
+MOVE_BLOCK = 256
+"""Samples between filter updates of moving sources."""
+
+
+@dataclass(frozen=True)
+class HrtfSet:
+    """Measured head-related impulse responses: `hrirs` (directions, 2 ears (left, right), taps)
+    at `sample_rate` Hz, for unit `directions` (directions, 3) in the head frame."""
+
+    name: str
+    sample_rate: int
+    directions: np.ndarray
+    hrirs: np.ndarray
+
+
+def default_hrtf_path() -> Path:
+    """The bundled MIT KEMAR set (Gardner & Martin 1995)."""
+    return Path(str(resources.files("upmix") / "data" / "hrtf" / "MIT_KEMAR_normal_pinna.sofa"))
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value) if value is not None else ""
+
+
+def load_sofa(path: str | Path) -> HrtfSet:
+    """Read a SimpleFreeFieldHRIR SOFA file; raises UpmixError naming what is wrong."""
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise UpmixError("file not found", path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise UpmixError("not a SOFA file (SOFA files are HDF5/netCDF-4)", path) from None
+    with f:
+        conv = _text(f.attrs.get("SOFAConventions"))
+        if conv != "SimpleFreeFieldHRIR":
+            raise UpmixError(f"SOFA convention {conv or 'missing'!r}; HRTFs need SimpleFreeFieldHRIR", path)
+        for key in ("Data.IR", "Data.SamplingRate", "SourcePosition"):
+            if key not in f:
+                raise UpmixError(f"SOFA file lacks {key}", path)
+        ir = np.asarray(f["Data.IR"], dtype=float)
+        if ir.ndim != 3 or ir.shape[1] != 2:
+            raise UpmixError(f"Data.IR has shape {ir.shape}; expected (measurements, 2 ears, taps)", path)
+        rate = float(np.ravel(f["Data.SamplingRate"])[0])
+        delay = np.broadcast_to(np.asarray(f["Data.Delay"], dtype=float), ir.shape[:2]) \
+            if "Data.Delay" in f else np.zeros(ir.shape[:2])
+        pos_ds = f["SourcePosition"]
+        pos = np.broadcast_to(np.asarray(pos_ds, dtype=float), (ir.shape[0], 3))
+        kind = _text(pos_ds.attrs.get("Type", "spherical")).lower()
+        units = _text(pos_ds.attrs.get("Units", "degree, degree, metre")).lower()
+        name = _text(f.attrs.get("ListenerShortName")) or path.stem
+    if not np.isfinite(ir).all() or not np.isfinite(pos).all():
+        raise UpmixError("Data.IR or SourcePosition holds NaN or infinite values", path)
+    if kind == "cartesian":
+        directions = normalise(from_sofa_cartesian(pos))
+    else:
+        scale = 1.0 if "degree" in units else 180.0 / np.pi
+        directions = cartesian(pos[:, 0] * scale, pos[:, 1] * scale)
+    if np.any(delay):  # Data.Delay: samples before each IR starts
+        shift = int(np.ceil(delay.max()))
+        n = ir.shape[-1] + shift
+        spec = np.fft.rfft(ir, n) * np.exp(-2j * np.pi * np.fft.rfftfreq(n)[None, None] * delay[..., None])
+        ir = np.fft.irfft(spec, n)
+    return HrtfSet(name=name, sample_rate=int(round(rate)), directions=directions, hrirs=ir)
+
+
+def minimum_phase(h: np.ndarray, n_fft: int) -> np.ndarray:
+    """Minimum-phase filters with the magnitude responses of `h` (last axis), by the real cepstrum."""
+    spec = np.abs(np.fft.rfft(h, n_fft))
+    cep = np.fft.irfft(np.log(np.maximum(spec, 1e-12 * spec.max())), n_fft)
+    fold = np.zeros(n_fft)
+    fold[0], fold[n_fft // 2] = 1.0, 1.0
+    fold[1:n_fft // 2] = 2.0
+    return np.fft.irfft(np.exp(np.fft.rfft(cep * fold, n_fft)), n_fft)[..., :h.shape[-1]]
+
+
+def _lag(a: np.ndarray, b: np.ndarray, upsample: int = 16) -> np.ndarray:
+    """Sub-sample lag (samples) by which `a` trails `b`, from their upsampled cross-correlation."""
+    n = 2 * a.shape[-1]
+    cross = np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n))
+    c = np.fft.irfft(cross, n * upsample)  # zero-padding the spectrum interpolates the correlation
+    c = np.roll(c, n * upsample // 2, axis=-1)
+    peak = np.argmax(c, axis=-1)
+    idx = np.clip(peak, 1, c.shape[-1] - 2)
+    y0, y1, y2 = (np.take_along_axis(c, (idx + k)[..., None], -1)[..., 0] for k in (-1, 0, 1))
+    denom = y0 - 2 * y1 + y2
+    frac = np.where(np.abs(denom) > 0, 0.5 * (y0 - y2) / np.where(denom == 0, 1, denom), 0.0)
+    return (idx + frac - n * upsample // 2) / upsample
+
+
+class Hrtf:
+    """An HRTF set prepared for rendering at `sample_rate`: per-ear delays and minimum-phase
+    filters for every measured direction, and their interpolation to any direction.
+
+    Attributes:
+        delays: (M, 2) per-ear delays in samples.
+        filters: (M, 2, taps) minimum-phase filters.
+    """
+
+    def __init__(self, hrtf_set: HrtfSet, sample_rate: int) -> None:
+        self.name, self.sample_rate = hrtf_set.name, int(sample_rate)
+        hrirs = hrtf_set.hrirs
+        if hrtf_set.sample_rate != self.sample_rate:
+            hrirs = resample(hrirs, hrtf_set.sample_rate, self.sample_rate).astype(float)
+        taps = max(64, int(round(FILTER_TAPS_48K * self.sample_rate / 48000)))
+        n_fft = 16 * max(taps, hrirs.shape[-1])
+        minphase = minimum_phase(hrirs, n_fft)
+        delays = _lag(hrirs, minphase)
+        fade = taps // 8  # half-Hann fade over the last eighth of the truncated filter
+        window = np.concatenate([np.ones(taps - fade), np.hanning(2 * fade)[fade:]])
+        filters = minphase[..., :taps] * window
+        directions = hrtf_set.directions
+        lowest = np.degrees(np.arcsin(np.clip(directions[:, 2], -1, 1))).min()
+        if lowest > -60.0:  # fill the bottom: a virtual measurement at the pole
+            ring = np.flatnonzero(np.degrees(np.arcsin(np.clip(directions[:, 2], -1, 1))) < lowest + 0.5)
+            directions = np.concatenate([directions, [[0.0, 0.0, -1.0]]])
+            filters = np.concatenate([filters, filters[ring].mean(axis=0, keepdims=True)])
+            delays = np.concatenate([delays, delays[ring].mean(axis=0, keepdims=True)])
+        front = int(np.argmax(directions @ np.array([0.0, 1.0, 0.0])))
+        filters = filters / np.sqrt(np.mean(np.sum(filters[front] ** 2, axis=-1)))
+        self.directions, self.filters, self.delays = directions, filters, delays
+        hull = scipy.spatial.ConvexHull(directions)
+        self._triangles = hull.simplices
+        self._basis = np.linalg.inv(directions[self._triangles])  # (T, 3, 3)
+        self._centroids = scipy.spatial.cKDTree(normalise(directions[self._triangles].mean(axis=1)))
+
+    @property
+    def taps(self) -> int:
+        return self.filters.shape[-1]
+
+    def weights(self, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Barycentric interpolation: (measurement indices (N, 3), weights (N, 3)) per direction."""
+        d = normalise(np.asarray(directions, dtype=float).reshape(-1, 3))
+        _, near = self._centroids.query(d, k=min(12, len(self._triangles)))
+        w = np.einsum("nj,nkji->nki", d, self._basis[near])  # (N, k, 3)
+        score = w.min(axis=-1)
+        best = np.argmax(score, axis=1)  # the candidate the direction is most inside
+        rows = np.arange(len(d))
+        tri = near[rows, best]
+        lost = score[rows, best] < -1e-9
+        if lost.any():  # no candidate contains it: search every triangle
+            full = np.einsum("nj,tji->nti", d[lost], self._basis)
+            tri[lost] = np.argmax(full.min(axis=-1), axis=1)
+        w = np.clip(np.einsum("nj,nji->ni", d, self._basis[tri]), 0.0, None)
+        return self._triangles[tri], w / w.sum(axis=1, keepdims=True)
+
+    def interpolate(self, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(minimum-phase filters (N, 2, taps), per-ear delays (N, 2) in samples) for directions."""
+        idx, w = self.weights(directions)
+        return np.einsum("nk,nket->net", w, self.filters[idx]), np.einsum("nk,nke->ne", w, self.delays[idx])
+
+    def hrirs(self, directions: np.ndarray, extra_delay: np.ndarray | float = 0.0) -> np.ndarray:
+        """Complete HRIRs (N, 2, length) for directions, delays applied (plus `extra_delay` samples)."""
+        filters, delays = self.interpolate(directions)
+        delays = delays + np.reshape(extra_delay, (-1, 1))
+        length = self.taps + int(np.ceil(delays.max())) + 8
+        n_fft = 2 * length
+        f = np.fft.rfftfreq(n_fft)
+        spec = np.fft.rfft(filters, n_fft) * np.exp(-2j * np.pi * f * delays[..., None])
+        return np.fft.irfft(spec, n_fft)[..., :length]
+
+
+@lru_cache(maxsize=4)
+def get_hrtf(path: str | None, sample_rate: int) -> Hrtf:
+    """A prepared HRTF set (the bundled KEMAR set when `path` is None), cached per rate."""
+    return Hrtf(load_sofa(path or default_hrtf_path()), sample_rate)
+
+
+def _lagrange(frac: torch.Tensor) -> torch.Tensor:
+    """Cubic Lagrange weights (..., 4) for taps at offsets -1, 0, 1, 2 and fractional position `frac`."""
+    d = frac[..., None]
+    k = torch.tensor([-1.0, 0.0, 1.0, 2.0], device=frac.device)
+    w = torch.ones(frac.shape + (4,), device=frac.device)
+    for j in range(4):
+        others = [m for m in range(4) if m != j]
+        for m in others:
+            w[..., j] = w[..., j] * (d[..., 0] - k[m]) / (k[j] - k[m])
+    return w
+
+
+class MovingBinaural:
+    """Streaming binaural rendering of mono voices that move.
+
+    Each call to `process` takes `n` samples per voice (a multiple of `block`) and the voices'
+    directions, gains and extra delays (samples) at the n // block + 1 block boundaries; the
+    first boundary must repeat the previous call's last. Filters switch by crossfading over a
+    block; delays and gains glide linearly, sample by sample.
+
+    Args:
+        hrtf: prepared HRTF set.
+        voices: number of voices.
+        max_delay: largest total delay (samples) a voice may reach.
+        device: torch device.
+    """
+
+    def __init__(self, hrtf: Hrtf, voices: int, max_delay: int, device: torch.device,
+                 block: int = MOVE_BLOCK) -> None:
+        self.hrtf, self.voices, self.block, self.device = hrtf, voices, block, device
+        self.history = int(max_delay + hrtf.delays.max()) + 4
+        self._input = torch.zeros(voices, self.history, device=device)
+        self._conv = torch.zeros(voices, 2, hrtf.taps - 1, device=device)
+        self.n_fft = 1 << int(np.ceil(np.log2(block + hrtf.taps - 1)))
+        ramp = (torch.arange(block, device=device, dtype=torch.float32) + 0.5) / block
+        self._ramp = ramp
+
+    def process(self, x: np.ndarray, directions: np.ndarray, gains: np.ndarray, delays: np.ndarray
+                ) -> np.ndarray:
+        """Render (voices, n) samples; directions (voices, nb + 1, 3), gains and delays
+        (voices, nb + 1) at the block boundaries. Returns (2, n) ears."""
+        dev, block, taps = self.device, self.block, self.hrtf.taps
+        v, n = x.shape
+        nb = n // block
+        filt, ear_delay = self.hrtf.interpolate(directions.reshape(-1, 3))
+        filt = torch.tensor(filt.reshape(v, nb + 1, 2, taps), dtype=torch.float32, device=dev)
+        total = torch.tensor(ear_delay.reshape(v, nb + 1, 2) + delays[..., None], dtype=torch.float32, device=dev)
+        g = torch.tensor(gains, dtype=torch.float32, device=dev)
+        # per-sample delays and gains, gliding linearly between block boundaries
+        ramp = self._ramp
+        d = (total[:, :-1, None, :] * (1 - ramp)[None, None, :, None] +
+             total[:, 1:, None, :] * ramp[None, None, :, None]).reshape(v, n, 2).permute(0, 2, 1)  # (v, 2, n)
+        gain = (g[:, :-1, None] * (1 - ramp) + g[:, 1:, None] * ramp).reshape(v, n)
+        # fractional delay lines (cubic Lagrange) reading the input history
+        buf = torch.cat([self._input, torch.tensor(x, dtype=torch.float32, device=dev)], dim=1)
+        pos = self.history + torch.arange(n, device=dev, dtype=torch.float32) - d  # (v, 2, n)
+        base = torch.floor(pos)
+        w = _lagrange(pos - base)
+        idx = (base.long()[..., None] + torch.arange(-1, 3, device=dev)).clamp(0, buf.shape[1] - 1)
+        delayed = (torch.gather(buf[:, None, :].expand(v, 2, -1), 2, idx.reshape(v, 2, -1)).reshape(v, 2, n, 4)
+                   * w).sum(-1) * gain[:, None, :]
+        self._input = buf[:, -self.history:]
+        # overlap-save convolution of every block with its start and end filters, crossfaded
+        seq = torch.cat([self._conv, delayed], dim=2)  # (v, 2, taps - 1 + n)
+        self._conv = seq[..., -(taps - 1):]
+        segments = seq.unfold(2, block + taps - 1, block)  # (v, 2, nb, block + taps - 1)
+        spec = torch.fft.rfft(segments, self.n_fft)
+        h = torch.fft.rfft(filt.permute(0, 2, 1, 3), self.n_fft)  # (v, 2, nb + 1, bins)
+        start = torch.fft.irfft(spec * h[:, :, :-1], self.n_fft)[..., taps - 1:taps - 1 + block]
+        end = torch.fft.irfft(spec * h[:, :, 1:], self.n_fft)[..., taps - 1:taps - 1 + block]
+        out = (start * (1 - ramp) + end * ramp).sum(0)  # (2, nb, block)
+        return out.reshape(2, n).cpu().numpy()
