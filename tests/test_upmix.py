@@ -230,7 +230,7 @@ def test_run_command_and_errors(tmp_path, protocol, rng):
     x[1, 40000] = np.nan
     audio.write(nan, x, RATE, "FLOAT")
     bad_out = tmp_path / "bad.wav"
-    assert_clean_failure(run_cli("run", six, "-o", bad_out), "six.wav", "mono or stereo", "6 channels")
+    assert_clean_failure(run_cli("run", six, "-o", bad_out), "six.wav", "mono, stereo or AmbiX", "6 channels")
     assert_clean_failure(run_cli("run", nan, "-o", bad_out), "nan.wav", "NaN")
     assert_clean_failure(run_cli("run", tmp_path / "none.wav", "-o", bad_out), "none.wav: file not found")
     assert_clean_failure(run_cli("run", src, "-o", bad_out, "-f", "8.1"), "unknown speaker layout")

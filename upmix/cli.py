@@ -104,33 +104,35 @@ def info(file: Path = typer.Argument(..., help="Audio file."),
 
 @app.command()
 @handles_errors
-def render(scene: Path = typer.Argument(..., help="Scene file (YAML)."),
+def render(scene: Path = typer.Argument(..., metavar="SCENE", help="Scene file (YAML), or an AmbiX file to decode."),
            output: Path = typer.Option(..., "-o", "--output", help="Output .wav or .flac file."),
            stems: Path | None = typer.Option(None, "--stems", help="Folder of STEM.<ext> audio files."),
            format: str | None = typer.Option(None, "--format", "-f",
-                                                help="Target: layout name/alias (7.1.4, 5.1, 4+7+0, ...) "
-                                                     "or a layout .yaml file. Default: the scene's."),
+                                                help="Target: layout name/alias (7.1.4, 5.1, 4+7+0, ...), a layout "
+                                                     ".yaml file, binaural, or ambix1..ambix5. Default: the scene's."),
            sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
                                                      help="Output rate in Hz (default: scene's, else 48000)."),
            bits: str | None = typer.Option(None, "--bits", help="16, 24 or float (default 24)."),
            lfe: bool = typer.Option(False, "--lfe/--no-lfe",
                                     help="Feed the LFE with the 120 Hz low-passed object mix at -10 dB."),
+           hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural (default: MIT KEMAR)."),
            quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
-    """Render a scene's objects to a speaker layout."""
-    from .pipeline import render_scene, report_path
+    """Render a scene's objects to a speaker layout, headphones or Ambisonics (or decode AmbiX)."""
+    from .pipeline import render_ambix, render_scene, report_path
 
     if bits is not None and bits not in ("16", "24", "float"):
         raise UpmixError(f"--bits must be 16, 24 or float, not {bits!r}")
     with _progress("rendering", not quiet) as progress:
-        report = render_scene(scene, output, stems_dir=stems, format=format, sample_rate=sample_rate,
-                              bits=bits, lfe=lfe, progress=progress)
+        if scene.suffix.lower() in (".yaml", ".yml"):
+            report = render_scene(scene, output, stems_dir=stems, format=format, sample_rate=sample_rate,
+                                  bits=bits, lfe=lfe, hrtf=_path(hrtf), progress=progress)
+        else:
+            report = render_ambix(scene, output, format=format or "7.1.4", sample_rate=sample_rate,
+                                  bits=bits or "24", hrtf=_path(hrtf), progress=progress)
     for warning in report["warnings"]:
         err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
     if not quiet:
-        lufs = report["integrated_lufs"]
-        out.print(f"wrote {output} ({report['format']}, {len(report['channels'])} channels, "
-                  f"{report['duration_s']:.2f} s, {'-' if lufs is None else f'{lufs:.1f}'} LUFS) "
-                  f"and {report_path(output)}; {report['realtime_factor']}x real time", highlight=False)
+        _wrote(output, report["format"], report, report_path(output))
 
 
 @app.command()
@@ -154,8 +156,10 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
                                                   help="Output rate in Hz (default: the input's)."),
         bits: str = typer.Option("24", "--bits", help="16, 24 or float."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural (default: MIT KEMAR)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
-    """Upmix a mono or stereo recording to a speaker layout."""
+    """Upmix a mono or stereo recording to a speaker layout, headphones or Ambisonics (AmbiX
+    input is decoded)."""
     from .pipeline import report_path
     from .placement import StageOptions
     from .run import upmix_file
@@ -168,15 +172,47 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
     with _progress("upmixing", not quiet) as progress:
         report = upmix_file(source, output, format=format, options=options, exact_downmix=exact_downmix,
                             lfe=lfe, scene_file=scene, device=device, sample_rate=sample_rate, bits=bits,
-                            progress=progress)
+                            hrtf=_path(hrtf), progress=progress)
     for warning in report["warnings"]:
         err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
     if not quiet:
-        lufs, snr = report["integrated_lufs"], report["fold_down_snr_db"]
-        out.print(f"wrote {output} ({report['settings']['format']}, {len(report['channels'])} channels, "
-                  f"{report['duration_s']:.2f} s, {'-' if lufs is None else f'{lufs:.1f}'} LUFS"
-                  f"{'' if snr is None else f', fold-down SNR {snr:.1f} dB'}) and {report_path(output)}; "
-                  f"{report['realtime_factor']}x real time", highlight=False)
+        snr = report.get("fold_down_snr_db")
+        _wrote(output, report.get("settings", report)["format"], report, report_path(output),
+               "" if snr is None else f", fold-down SNR {snr:.1f} dB")
+
+
+@app.command()
+@handles_errors
+def binauralize(source: Path = typer.Argument(..., metavar="INPUT", help="Speaker-layout file (e.g. 7.1.4 WAV)."),
+                output: Path = typer.Option(..., "-o", "--output", help="Output .wav or .flac file (2 channels)."),
+                layout: str | None = typer.Option(None, "--layout",
+                                                  help="Layout of the input, when its channel mask does not say."),
+                hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set (default: MIT KEMAR)."),
+                bits: str = typer.Option("24", "--bits", help="16, 24 or float."),
+                quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
+    """Play a speaker-layout file on headphones: every channel becomes a virtual speaker."""
+    from .pipeline import binauralize as job
+    from .pipeline import report_path
+
+    if bits not in ("16", "24", "float"):
+        raise UpmixError(f"--bits must be 16, 24 or float, not {bits!r}")
+    with _progress("binauralizing", not quiet) as progress:
+        report = job(source, output, layout=layout, hrtf=_path(hrtf), bits=bits, progress=progress)
+    for warning in report["warnings"]:
+        err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if not quiet:
+        _wrote(output, f"binaural from {report['input_layout']}", report, report_path(output))
+
+
+def _path(p: Path | None) -> str | None:
+    return None if p is None else str(p)
+
+
+def _wrote(output: Path, what: str, report: dict, report_file: Path, extra: str = "") -> None:
+    lufs = report["integrated_lufs"]
+    out.print(f"wrote {output} ({what}, {len(report['channels'])} channels, {report['duration_s']:.2f} s, "
+              f"{'-' if lufs is None else f'{lufs:.1f}'} LUFS{extra}) and {report_file}; "
+              f"{report['realtime_factor']}x real time", highlight=False)
 
 
 def main() -> None:

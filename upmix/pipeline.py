@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .audio import SUBTYPES, AudioWriter, BlockReader
+from .audio import SUBTYPES, AudioInfo, AudioWriter, BlockReader
 from .dsp import SignalStats
 from .errors import UpmixError
 from .files import temporary_sibling
-from .layouts import WAV_SPEAKER_BITS, layout_for_mask, mask_labels
+from .geometry import cartesian
+from .layouts import WAV_SPEAKER_BITS, get_layout, layout_for_mask, mask_labels
 from .render.renderer import SceneRenderer, file_sources
 from .render.targets import SpeakerTarget, Target, get_target
 from .scene import load_scene
@@ -241,3 +242,84 @@ def describe_file(path: Path, progress: Progress | None = None) -> dict:
         "integrated_lufs": stats.integrated_lufs,
     }
 
+
+
+def ambix_order(info: AudioInfo) -> int | None:
+    """The Ambisonic order of a file that looks like AmbiX: (N + 1)^2 channels, N = 1..5, and no
+    speaker channel mask."""
+    from .render.ambisonics import AMBIX_ORDERS
+
+    return AMBIX_ORDERS.get(info.channels) if not info.channel_mask else None
+
+
+def render_ambix(source: Path, output: Path, *, format: str, order: int | None = None,
+                 sample_rate: int | None = None, bits: str = "24", hrtf: str | None = None,
+                 progress: Progress | None = None) -> dict:
+    """Decode an AmbiX file (ACN, SN3D) to a speaker layout, binaural or another order."""
+    from .render.ambisonics import AMBIX_ORDERS, AmbixRenderer
+
+    start = time.perf_counter()
+    reader = BlockReader(source, sample_rate=sample_rate, max_channels=36)
+    order = order or AMBIX_ORDERS.get(reader.channels)
+    if order is None or reader.channels != (order + 1) ** 2:
+        raise UpmixError(f"has {reader.channels} channels; AmbiX files have 4, 9, 16, 25 or 36 "
+                         "(orders 1 to 5)", source)
+    if output.resolve() == source.resolve():
+        raise UpmixError("output would overwrite the input", output)
+    target = get_target(format, hrtf)
+    rate = reader.sample_rate
+    with compute_threads():
+        writer, stats = write_rendered(AmbixRenderer(reader, target, order, rate), output, target, rate, bits,
+                                       reader.frames, progress)
+    elapsed = time.perf_counter() - start
+    report = {"upmix_version": __version__, "command": "render", "input": str(source),
+              "input_format": f"ambix{order}", "output": str(output), "format": target.name, "sample_rate": rate,
+              "bits": bits, **output_report(target, rate, writer, stats), "warnings": clip_warnings(writer),
+              "processing_time_s": round(elapsed, 3),
+              "realtime_factor": round(writer.frames / rate / elapsed, 1) if elapsed > 0 else None}
+    write_json(report_path(output), report)
+    return report
+
+
+def binauralize(source: Path, output: Path, *, layout: str | None = None, hrtf: str | None = None,
+                bits: str = "24", progress: Progress | None = None) -> dict:
+    """Render a speaker-layout file for headphones: every channel becomes a virtual speaker in its
+    direction (LFE channels in front, all around the head, +10 dB as on playback)."""
+    from .render.renderer import StemStream
+    from .render.targets import BinauralTarget
+    from .scene import RenderSettings, Scene, SceneObject
+
+    start = time.perf_counter()
+    reader = BlockReader(source, max_channels=64)
+    info = reader.info
+    lay = get_layout(layout) if layout else layout_for_mask(info.channel_mask or 0, info.channels)
+    if lay is None:
+        raise UpmixError(f"cannot tell the speaker layout of {info.channels} channels "
+                         f"(channel mask {info.channel_mask if info.channel_mask is not None else 'none'}); "
+                         "give --layout", source)
+    if lay.num_channels != info.channels:
+        raise UpmixError(f"has {info.channels} channels but layout {lay.name} has {lay.num_channels}", source)
+    if output.resolve() == source.resolve():
+        raise UpmixError("output would overwrite the input", output)
+    objects = tuple(
+        SceneObject(name=s.name, stem=s.name, position=(0.0, 1.0, 0.0), gain_db=10.0, width=360.0) if s.is_lfe
+        else SceneObject(name=s.name, stem=s.name, position=tuple(cartesian(s.azimuth, s.elevation, 1.0)))
+        for s in lay.speakers)
+    scene = Scene(objects=objects, render=RenderSettings(reference_distance=1.0, near_field=0.1,
+                                                         propagation_delay=False))
+    names = lay.channel_names
+    stems = StemStream(({n: block[i:i + 1] for i, n in enumerate(names)} for block in reader), names,
+                       reader.frames)
+    target = BinauralTarget(hrtf)
+    rate = reader.sample_rate
+    renderer = SceneRenderer(scene, target, rate, [stems.source(n) for n in names])
+    with compute_threads():
+        writer, stats = write_rendered(renderer, output, target, rate, bits, reader.frames, progress)
+    elapsed = time.perf_counter() - start
+    report = {"upmix_version": __version__, "command": "binauralize", "input": str(source),
+              "input_layout": lay.name, "output": str(output), "format": target.name, "hrtf": hrtf or "MIT KEMAR",
+              "sample_rate": rate, "bits": bits, **output_report(target, rate, writer, stats),
+              "warnings": clip_warnings(writer), "processing_time_s": round(elapsed, 3),
+              "realtime_factor": round(writer.frames / rate / elapsed, 1) if elapsed > 0 else None}
+    write_json(report_path(output), report)
+    return report

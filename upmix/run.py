@@ -11,7 +11,17 @@ from . import __version__
 from .audio import BlockReader, probe
 from .errors import UpmixError
 from .layouts import get_layout
-from .pipeline import Progress, clip_warnings, compute_threads, output_report, report_path, write_json, write_rendered
+from .pipeline import (
+    Progress,
+    ambix_order,
+    clip_warnings,
+    compute_threads,
+    output_report,
+    render_ambix,
+    report_path,
+    write_json,
+    write_rendered,
+)
 from .placement import Stage, StageOptions, stage_scene
 from .render.downmix import fold_down_matrix
 from .render.renderer import SceneRenderer, StemStream, file_source
@@ -77,8 +87,11 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
     start = time.perf_counter()
     options = options or StageOptions()
     info = probe(source)
+    if ambix_order(info) and info.channels > 2:  # an Ambisonic recording: decode it, nothing to separate
+        return render_ambix(source, output, format=format or DEFAULT_FORMAT, sample_rate=sample_rate, bits=bits,
+                            hrtf=hrtf, progress=progress)
     if info.channels > 2:
-        raise UpmixError(f"upmix run takes mono or stereo input; this file has {info.channels} channels",
+        raise UpmixError(f"upmix run takes mono, stereo or AmbiX input; this file has {info.channels} channels",
                          source)
     scene = load_scene(scene_file) if scene_file is not None else None
     spec = format or (scene.output.format if scene else None) or DEFAULT_FORMAT

@@ -4,8 +4,8 @@
   Data.SamplingRate, Data.Delay (honoured), SourcePosition in spherical or Cartesian form.
   The MIT KEMAR set ships with the package (`default_hrtf_path`).
 - `Hrtf` prepares a set for one output rate: each measured HRIR is split into a per-ear delay
-  (the lag of its cross-correlation with its own minimum-phase version, so the interaural time
-  difference is the difference of the two) and a minimum-phase filter. HRIRs for any direction
+  (the lag of its cross-correlation with its own minimum-phase version; their difference set so
+  the pair keeps its measured cross-correlation ITD) and a minimum-phase filter. HRIRs for any direction
   interpolate the filters and the delays barycentrically on the triangulated measurement grid;
   below the lowest measured elevation a virtual measurement at the bottom pole (the average of the
   lowest ring) fills the gap.
@@ -19,12 +19,15 @@ z up). Gains are normalised so that a source straight ahead reaches each ear at 
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 import scipy.spatial
 import torch
 
@@ -37,6 +40,9 @@ FILTER_TAPS_48K = 256
 
 MOVE_BLOCK = 256
 """Samples between filter updates of moving sources."""
+
+_PREPARATION = 1
+"""Version of `Hrtf.prepare`; part of the cache key, so a change invalidates old caches."""
 
 
 @dataclass(frozen=True)
@@ -107,63 +113,82 @@ def load_sofa(path: str | Path) -> HrtfSet:
 
 def minimum_phase(h: np.ndarray, n_fft: int) -> np.ndarray:
     """Minimum-phase filters with the magnitude responses of `h` (last axis), by the real cepstrum."""
-    spec = np.abs(np.fft.rfft(h, n_fft))
-    cep = np.fft.irfft(np.log(np.maximum(spec, 1e-12 * spec.max())), n_fft)
+    spec = np.abs(scipy.fft.rfft(h, n_fft, workers=-1))
+    cep = scipy.fft.irfft(np.log(np.maximum(spec, 1e-12 * spec.max())), n_fft, workers=-1)
     fold = np.zeros(n_fft)
     fold[0], fold[n_fft // 2] = 1.0, 1.0
     fold[1:n_fft // 2] = 2.0
-    return np.fft.irfft(np.exp(np.fft.rfft(cep * fold, n_fft)), n_fft)[..., :h.shape[-1]]
+    return scipy.fft.irfft(np.exp(scipy.fft.rfft(cep * fold, n_fft, workers=-1)), n_fft,
+                           workers=-1)[..., :h.shape[-1]]
 
 
-def _lag(a: np.ndarray, b: np.ndarray, upsample: int = 16) -> np.ndarray:
-    """Sub-sample lag (samples) by which `a` trails `b`, from their upsampled cross-correlation."""
+def lag(a: np.ndarray, b: np.ndarray, upsample: int = 8) -> np.ndarray:
+    """Sub-sample lag (samples) by which `a` trails `b` (last axis), from the peak of their
+    cross-correlation, interpolated by zero-padding its spectrum and a parabola through the peak."""
     n = 2 * a.shape[-1]
-    cross = np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n))
-    c = np.fft.irfft(cross, n * upsample)  # zero-padding the spectrum interpolates the correlation
-    c = np.roll(c, n * upsample // 2, axis=-1)
+    m = n * upsample
+    c = scipy.fft.irfft(scipy.fft.rfft(a, n) * np.conj(scipy.fft.rfft(b, n)), m, workers=-1)
     peak = np.argmax(c, axis=-1)
-    idx = np.clip(peak, 1, c.shape[-1] - 2)
-    y0, y1, y2 = (np.take_along_axis(c, (idx + k)[..., None], -1)[..., 0] for k in (-1, 0, 1))
+    y0, y1, y2 = (np.take_along_axis(c, ((peak + k) % m)[..., None], -1)[..., 0] for k in (-1, 0, 1))
     denom = y0 - 2 * y1 + y2
-    frac = np.where(np.abs(denom) > 0, 0.5 * (y0 - y2) / np.where(denom == 0, 1, denom), 0.0)
-    return (idx + frac - n * upsample // 2) / upsample
+    frac = np.where(denom != 0, 0.5 * (y0 - y2) / np.where(denom == 0, 1, denom), 0.0)
+    return (np.where(peak < m // 2, peak, peak - m) + frac) / upsample
 
 
 class Hrtf:
     """An HRTF set prepared for rendering at `sample_rate`: per-ear delays and minimum-phase
-    filters for every measured direction, and their interpolation to any direction.
+    filters for every measured direction (see `prepare`), and their interpolation to any direction.
 
     Attributes:
+        directions: (M, 3) unit vectors of the measurements (plus any virtual ones).
         delays: (M, 2) per-ear delays in samples.
         filters: (M, 2, taps) minimum-phase filters.
     """
 
-    def __init__(self, hrtf_set: HrtfSet, sample_rate: int) -> None:
-        self.name, self.sample_rate = hrtf_set.name, int(sample_rate)
-        hrirs = hrtf_set.hrirs
-        if hrtf_set.sample_rate != self.sample_rate:
-            hrirs = resample(hrirs, hrtf_set.sample_rate, self.sample_rate).astype(float)
-        taps = max(64, int(round(FILTER_TAPS_48K * self.sample_rate / 48000)))
-        n_fft = 16 * max(taps, hrirs.shape[-1])
-        minphase = minimum_phase(hrirs, n_fft)
-        delays = _lag(hrirs, minphase)
-        fade = taps // 8  # half-Hann fade over the last eighth of the truncated filter
-        window = np.concatenate([np.ones(taps - fade), np.hanning(2 * fade)[fade:]])
-        filters = minphase[..., :taps] * window
-        directions = hrtf_set.directions
-        lowest = np.degrees(np.arcsin(np.clip(directions[:, 2], -1, 1))).min()
-        if lowest > -60.0:  # fill the bottom: a virtual measurement at the pole
-            ring = np.flatnonzero(np.degrees(np.arcsin(np.clip(directions[:, 2], -1, 1))) < lowest + 0.5)
-            directions = np.concatenate([directions, [[0.0, 0.0, -1.0]]])
-            filters = np.concatenate([filters, filters[ring].mean(axis=0, keepdims=True)])
-            delays = np.concatenate([delays, delays[ring].mean(axis=0, keepdims=True)])
-        front = int(np.argmax(directions @ np.array([0.0, 1.0, 0.0])))
-        filters = filters / np.sqrt(np.mean(np.sum(filters[front] ** 2, axis=-1)))
+    def __init__(self, name: str, sample_rate: int, directions: np.ndarray, filters: np.ndarray,
+                 delays: np.ndarray) -> None:
+        self.name, self.sample_rate = name, int(sample_rate)
         self.directions, self.filters, self.delays = directions, filters, delays
         hull = scipy.spatial.ConvexHull(directions)
         self._triangles = hull.simplices
         self._basis = np.linalg.inv(directions[self._triangles])  # (T, 3, 3)
         self._centroids = scipy.spatial.cKDTree(normalise(directions[self._triangles].mean(axis=1)))
+
+    @classmethod
+    def prepare(cls, hrtf_set: HrtfSet, sample_rate: int) -> Hrtf:
+        """Split every measured HRIR into per-ear delays and minimum-phase filters at `sample_rate`."""
+        hrirs = hrtf_set.hrirs
+        if hrtf_set.sample_rate != sample_rate:
+            hrirs = resample(hrirs, hrtf_set.sample_rate, sample_rate).astype(float)
+        taps = max(64, int(round(FILTER_TAPS_48K * sample_rate / 48000)))
+        n_fft = 1 << int(np.ceil(np.log2(8 * hrirs.shape[-1])))
+        minphase = minimum_phase(hrirs, n_fft)
+        delays = lag(hrirs, minphase)
+        fade = taps // 8  # half-Hann fade over the last eighth of the truncated filter
+        window = np.concatenate([np.ones(taps - fade), np.hanning(2 * fade)[fade:]])
+        filters = minphase[..., :taps] * window
+        # The two minimum-phase filters of a pair have a cross-correlation lag of their own (the far
+        # ear's is duller and peaks later). Delay the earlier one so the pair's lag is zero, and
+        # let the per-ear delays carry the whole measured ITD: then interpolated pairs keep an ITD
+        # that is the interpolation of their neighbours'.
+        inner = lag(filters[:, 0], filters[:, 1])  # how far the left filter trails the right one
+        shift = np.stack([np.maximum(-inner, 0.0), np.maximum(inner, 0.0)], axis=1)
+        n = 2 * taps
+        spec = scipy.fft.rfft(filters, n) * np.exp(-2j * np.pi * np.fft.rfftfreq(n) * shift[..., None])
+        filters = scipy.fft.irfft(spec, n)[..., :taps] * window
+        itd = lag(hrirs[:, 0], hrirs[:, 1])
+        centre = delays.mean(axis=1) - shift.mean(axis=1)
+        delays = np.stack([centre + itd / 2, centre - itd / 2], axis=1)
+        directions = hrtf_set.directions
+        elevation = np.degrees(np.arcsin(np.clip(directions[:, 2], -1, 1)))
+        if elevation.min() > -60.0:  # fill the bottom: a virtual measurement at the pole
+            ring = np.flatnonzero(elevation < elevation.min() + 0.5)
+            directions = np.concatenate([directions, [[0.0, 0.0, -1.0]]])
+            filters = np.concatenate([filters, filters[ring].mean(axis=0, keepdims=True)])
+            delays = np.concatenate([delays, delays[ring].mean(axis=0, keepdims=True)])
+        front = int(np.argmax(directions @ np.array([0.0, 1.0, 0.0])))
+        filters = filters / np.sqrt(np.mean(np.sum(filters[front] ** 2, axis=-1)))
+        return cls(hrtf_set.name, sample_rate, directions, filters, delays)
 
     @property
     def taps(self) -> int:
@@ -201,22 +226,45 @@ class Hrtf:
         return np.fft.irfft(spec, n_fft)[..., :length]
 
 
+def cache_dir() -> Path:
+    """Where prepared data is kept between runs: $UPMIX_CACHE, else $XDG_CACHE_HOME/upmix or
+    ~/.cache/upmix."""
+    if os.environ.get("UPMIX_CACHE"):
+        return Path(os.environ["UPMIX_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "upmix"
+
+
 @lru_cache(maxsize=4)
 def get_hrtf(path: str | None, sample_rate: int) -> Hrtf:
-    """A prepared HRTF set (the bundled KEMAR set when `path` is None), cached per rate."""
-    return Hrtf(load_sofa(path or default_hrtf_path()), sample_rate)
+    """A prepared HRTF set (the bundled KEMAR set when `path` is None) at a rate.
+
+    Preparing a set takes about a second; the result is kept in `cache_dir`, keyed by the SOFA
+    file's contents and the rate (a cache that cannot be written is simply not used).
+    """
+    source = Path(path) if path else default_hrtf_path()
+    hrtf_set = load_sofa(source)
+    digest = hashlib.sha1(source.read_bytes() + f"{sample_rate}:{_PREPARATION}".encode()).hexdigest()[:16]
+    cached = cache_dir() / f"hrtf-{digest}.npz"
+    try:
+        with np.load(cached) as data:
+            return Hrtf(hrtf_set.name, sample_rate, data["directions"], data["filters"], data["delays"])
+    except (OSError, KeyError, ValueError):
+        pass
+    hrtf = Hrtf.prepare(hrtf_set, sample_rate)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, directions=hrtf.directions, filters=hrtf.filters, delays=hrtf.delays)
+        os.replace(tmp, cached)
+    except OSError:
+        pass
+    return hrtf
 
 
-def _lagrange(frac: torch.Tensor) -> torch.Tensor:
-    """Cubic Lagrange weights (..., 4) for taps at offsets -1, 0, 1, 2 and fractional position `frac`."""
-    d = frac[..., None]
-    k = torch.tensor([-1.0, 0.0, 1.0, 2.0], device=frac.device)
-    w = torch.ones(frac.shape + (4,), device=frac.device)
-    for j in range(4):
-        others = [m for m in range(4) if m != j]
-        for m in others:
-            w[..., j] = w[..., j] * (d[..., 0] - k[m]) / (k[j] - k[m])
-    return w
+def _lagrange(d: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Cubic Lagrange interpolation weights for taps at offsets -1, 0, 1, 2 around fraction `d`."""
+    dm1, dm2, dp1 = d - 1, d - 2, d + 1
+    return -d * dm1 * dm2 / 6, dp1 * dm1 * dm2 / 2, -dp1 * d * dm2 / 2, dp1 * d * dm1 / 6
 
 
 class MovingBinaural:
@@ -257,17 +305,17 @@ class MovingBinaural:
         g = torch.tensor(gains, dtype=torch.float32, device=dev)
         # per-sample delays and gains, gliding linearly between block boundaries
         ramp = self._ramp
-        d = (total[:, :-1, None, :] * (1 - ramp)[None, None, :, None] +
-             total[:, 1:, None, :] * ramp[None, None, :, None]).reshape(v, n, 2).permute(0, 2, 1)  # (v, 2, n)
-        gain = (g[:, :-1, None] * (1 - ramp) + g[:, 1:, None] * ramp).reshape(v, n)
+        start_d, end_d = total[:, :-1].permute(0, 2, 1)[..., None], total[:, 1:].permute(0, 2, 1)[..., None]
+        d = (start_d + (end_d - start_d) * ramp).reshape(v, 2, n)
+        gain = (g[:, :-1, None] + (g[:, 1:, None] - g[:, :-1, None]) * ramp).reshape(v, 1, n)
         # fractional delay lines (cubic Lagrange) reading the input history
         buf = torch.cat([self._input, torch.tensor(x, dtype=torch.float32, device=dev)], dim=1)
         pos = self.history + torch.arange(n, device=dev, dtype=torch.float32) - d  # (v, 2, n)
         base = torch.floor(pos)
-        w = _lagrange(pos - base)
-        idx = (base.long()[..., None] + torch.arange(-1, 3, device=dev)).clamp(0, buf.shape[1] - 1)
-        delayed = (torch.gather(buf[:, None, :].expand(v, 2, -1), 2, idx.reshape(v, 2, -1)).reshape(v, 2, n, 4)
-                   * w).sum(-1) * gain[:, None, :]
+        idx = base.long().clamp(1, buf.shape[1] - 3)
+        src = buf[:, None, :].expand(v, 2, -1)
+        delayed = sum(w * torch.gather(src, 2, idx + k) for k, w in zip((-1, 0, 1, 2), _lagrange(pos - base)))
+        delayed = delayed * gain
         self._input = buf[:, -self.history:]
         # overlap-save convolution of every block with its start and end filters, crossfaded
         seq = torch.cat([self._conv, delayed], dim=2)  # (v, 2, taps - 1 + n)

@@ -10,6 +10,8 @@ Angles here are scene directions (unit vectors); ACN index of degree n, order m 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import warnings
 from functools import lru_cache
@@ -30,8 +32,10 @@ def spaudiopy() -> ModuleType:
     """The spaudiopy module, with the SciPy compatibility shim installed."""
     if not hasattr(scipy.special, "sph_harm"):
         scipy.special.sph_harm = _sph_harm
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Sounddevice not available": playback is not used here
+    # spaudiopy's optional playback module prints and warns when PortAudio is missing; upmix does
+    # not play audio, so both are kept off the user's screen
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
         import spaudiopy as spa
     return spa
 
