@@ -15,6 +15,11 @@ from numpy.typing import ArrayLike
 SPEED_OF_SOUND = 343.0
 """Speed of sound in air at 20 degrees C, metres per second."""
 
+PRA_WALLS = {"left": "west", "right": "east", "back": "south", "front": "north", "floor": "floor",
+             "ceiling": "ceiling"}
+"""Scene room surfaces (left: x = 0, back: y = 0, floor: z = 0) to pyroomacoustics' shoebox walls, in
+pyroomacoustics' wall order; scene coordinates are pyroomacoustics' room coordinates."""
+
 
 def cartesian(azimuth: ArrayLike, elevation: ArrayLike, distance: ArrayLike = 1.0) -> np.ndarray:
     """Direction (degrees) and distance (metres) to Cartesian x/y/z, stacked on the last axis."""

@@ -23,7 +23,7 @@ from .geometry import cartesian
 from .layouts import WAV_SPEAKER_BITS, get_layout, layout_for_mask, mask_labels
 from .render.renderer import SceneRenderer, file_sources
 from .render.targets import SpeakerTarget, Target, get_target
-from .scene import load_scene
+from .scene import Scene, load_scene
 
 Progress = Callable[[int, int], None]
 """Called with (frames done, frames expected)."""
@@ -149,6 +149,16 @@ def clip_warnings(writer: AudioWriter) -> list[str]:
             "--bits float"]
 
 
+def scene_renderer(scene: Scene, target: Target, rate: int, sources: list, lfe: bool = False,
+                   device: str = "auto"):
+    """The renderer a scene needs: the plain static one, or the spatial one for a room or movement."""
+    if scene.room is None and not scene.listener.path and not any(o.path for o in scene.objects):
+        return SceneRenderer(scene, target, rate, sources, lfe=lfe)
+    from .render.moving import SpatialRenderer  # imports torch
+
+    return SpatialRenderer(scene, target, rate, sources, lfe=lfe, device=device)
+
+
 def render_scene(scene_file: Path, output: Path, *, stems_dir: Path | None = None,
                  format: str | None = None, sample_rate: int | None = None, bits: str | None = None,
                  lfe: bool = False, hrtf: str | None = None, progress: Progress | None = None) -> dict:
@@ -167,15 +177,11 @@ def render_scene(scene_file: Path, output: Path, *, stems_dir: Path | None = Non
     if stems_dir is not None and not stems_dir.is_dir():
         raise UpmixError("stems folder not found", stems_dir)
     warnings = []
-    if scene.listener.path:
-        warnings.append("the listener path is not rendered yet; rendering from listener.position")
-    if scene.room is not None:
-        warnings.append("room simulation is not available yet; rendering the direct path only")
     readers = file_sources(scene, stems_dir, rate)
     sources = {r.path.resolve() for r in readers}
     if output.resolve() in sources or report_path(output).resolve() in sources:
         raise UpmixError("output would overwrite one of the scene's audio sources", output)
-    renderer = SceneRenderer(scene, target, rate, readers, lfe=lfe)
+    renderer = scene_renderer(scene, target, rate, readers, lfe=lfe)
     with compute_threads():
         writer, stats = write_rendered(renderer, output, target, rate, bits, renderer.frames, progress)
     warnings += clip_warnings(writer)
@@ -191,7 +197,10 @@ def render_scene(scene_file: Path, output: Path, *, stems_dir: Path | None = Non
         "bits": bits,
         "lfe_from_bass": renderer.lfe,
         **output_report(target, rate, writer, stats),
-        "objects": [p.summary() for p in renderer.plans],
+        "objects": renderer.summary(),
+        "room": None if scene.room is None else {"rt60_s_by_band": dict(zip(
+            [f"{f:g}" for f in renderer.room.bands], [round(float(v), 3) for v in renderer.room.rt60]))},
+        "moving": bool(scene.listener.path or any(o.path for o in scene.objects)),
         "warnings": warnings,
         "processing_time_s": round(elapsed, 3),
         "realtime_factor": round(writer.frames / rate / elapsed, 1) if elapsed > 0 else None,

@@ -12,11 +12,14 @@ Scene files are YAML. Every key but ``objects`` is optional::
         gain_db: 0                      # level in dB
         width: 0                        # spread, degrees of angular diameter (0 = point)
         diffuse: 0                      # 0..1, share of the energy rendered diffuse (or true/false)
+        path:                           # optional: the object moves (keyframes, seconds, metres)
+          - {time: 0, position: [8.2, 11.5, 1.9]}
     listener:
       position: [10, 5, 1.2]            # metres (default [0, 0, 0]; required with a room)
       yaw: 0                            # degrees anticlockwise, 0 = facing +y
       path:                             # optional walk: keyframes, times in seconds, increasing
         - {time: 0, position: [10, 2, 1.2], yaw: 0}
+      interpolation: spline             # or linear: how poses move between keyframes
     room:                               # optional; absent = free field
       dimensions: [20, 15, 10]          # metres along x, y, z; the origin is a floor corner
       rt60: 1.6                         # seconds ... or
@@ -24,9 +27,11 @@ Scene files are YAML. Every key but ``objects`` is optional::
       # materials: {walls: brickwork, floor: stage_floor, ceiling: plasterboard, front: ...}
       air_absorption: true
     output: {format: 7.1.4, sample_rate: 48000, bits: 24}   # defaults; CLI options override
-    render: {reference_distance: 1.0, near_field: 0.5, propagation_delay: true}
+    render: {reference_distance: 1.0, near_field: 0.5, propagation_delay: true, doppler: true}
 
-Coordinates follow `upmix.geometry`: x right, y front, z up, metres; angles in degrees.
+Coordinates follow `upmix.geometry`: x right, y front, z up, metres; angles in degrees. Before
+its first keyframe a path holds the first pose, after its last the last. A walk can also come
+from its own file (`load_path`): a mapping with a ``path:`` list of keyframes.
 Material surfaces are named in scene terms: left (x = 0), right, back (y = 0), front, floor, ceiling;
 ``walls`` sets the four walls at once.
 """
@@ -51,6 +56,15 @@ _STEM_NAME = re.compile(r"^[\w.+-]+$")
 
 
 @dataclass(frozen=True)
+class Keyframe:
+    """A pose at a time: seconds, metres, degrees (yaw; objects ignore it)."""
+
+    time: float
+    position: tuple[float, float, float]
+    yaw: float = 0.0
+
+
+@dataclass(frozen=True)
 class SceneObject:
     """A sound source: audio from a stem or a file, at a position in scene coordinates (metres)."""
 
@@ -61,15 +75,7 @@ class SceneObject:
     gain_db: float = 0.0
     width: float = 0.0
     diffuse: float = 0.0
-
-
-@dataclass(frozen=True)
-class Keyframe:
-    """A listener pose at a time: seconds, metres, degrees."""
-
-    time: float
-    position: tuple[float, float, float]
-    yaw: float
+    path: tuple[Keyframe, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class Listener:
     position: tuple[float, float, float] = (0.0, 0.0, 0.0)
     yaw: float = 0.0
     path: tuple[Keyframe, ...] = ()
+    interpolation: str = "spline"
 
 
 @dataclass(frozen=True)
@@ -105,11 +112,13 @@ class OutputSettings:
 
 @dataclass(frozen=True)
 class RenderSettings:
-    """Direct-path model: gain = reference_distance / max(distance, near_field); delay = distance / c."""
+    """Direct-path model: gain = reference_distance / max(distance, near_field); delay = distance / c
+    (with `doppler` off, a moving scene keeps each path's delay from its start, so pitch stays)."""
 
     reference_distance: float = 1.0
     near_field: float = 0.5
     propagation_delay: bool = True
+    doppler: bool = True
 
 
 @dataclass(frozen=True)
@@ -152,25 +161,37 @@ def _position(node: Node, room: Room | None) -> tuple[float, float, float]:
 def _listener(node: Node, room: Room | None, required: bool) -> Listener:
     if required:
         raise node.error("is required when the scene has a room (where does the listener stand?)")
-    node.mapping({"position", "yaw", "path"})
+    node.mapping({"position", "yaw", "path", "interpolation"})
     position = _position(node.get("position", [0.0, 0.0, 0.0]), room)
     yaw = node.get("yaw", 0.0).number(-360, 360, unit="degrees")
+    keys = _keyframes(node.get("path"), room, yaw) if node.has("path") else ()
+    return Listener(position=position, yaw=yaw, path=keys,
+                    interpolation=node.get("interpolation", "spline").string(["spline", "linear"]))
+
+
+def _keyframes(node: Node, room: Room | None, yaw: float = 0.0, with_yaw: bool = True) -> tuple[Keyframe, ...]:
+    """A validated list of keyframes; a keyframe without a yaw keeps the previous one."""
     keys: list[Keyframe] = []
-    if node.has("path"):
-        last_yaw = yaw
-        for k in node.get("path").items(min_len=1):
-            k.mapping({"time", "position", "yaw"})
-            t = k.get("time").number(0, unit="s")
-            if keys and t <= keys[-1].time:
-                raise k.get("time").error(f"must be later than the previous keyframe's "
-                                          f"{keys[-1].time:g} s")
-            last_yaw = k.get("yaw", last_yaw).number(-3600, 3600, unit="degrees")
-            keys.append(Keyframe(t, _position(k.get("position"), room), last_yaw))
-    return Listener(position=position, yaw=yaw, path=tuple(keys))
+    for k in node.items(min_len=1):
+        k.mapping({"time", "position", "yaw"} if with_yaw else {"time", "position"})
+        t = k.get("time").number(0, unit="s")
+        if keys and t <= keys[-1].time:
+            raise k.get("time").error(f"must be later than the previous keyframe's {keys[-1].time:g} s")
+        yaw = k.get("yaw", yaw).number(-3600, 3600, unit="degrees")
+        keys.append(Keyframe(t, _position(k.get("position"), room), yaw))
+    return tuple(keys)
+
+
+def load_path(path: str | Path, room: Room | None = None) -> tuple[Keyframe, ...]:
+    """A listener walk from its own YAML file: ``path:`` with a list of keyframes (time, position,
+    yaw), positions checked against `room`."""
+    root = load_yaml(path)
+    root.mapping({"path"})
+    return _keyframes(root.get("path"), room)
 
 
 def _object(node: Node, listener: Listener, room: Room | None, base: Path) -> SceneObject:
-    node.mapping({"stem", "file", "name", "position", "gain_db", "width", "diffuse"})
+    node.mapping({"stem", "file", "name", "position", "gain_db", "width", "diffuse", "path"})
     if node.has("stem") == node.has("file"):
         raise node.error("needs exactly one of 'stem' (a stem name) or 'file' (an audio file)")
     stem = file = None
@@ -198,9 +219,10 @@ def _object(node: Node, listener: Listener, room: Room | None, base: Path) -> Sc
     diffuse_node = node.get("diffuse", 0.0)
     diffuse = (float(diffuse_node.boolean()) if isinstance(diffuse_node.value, bool)
                else diffuse_node.number(0, 1))
+    path = _keyframes(node.get("path"), room, with_yaw=False) if node.has("path") else ()
     return SceneObject(name=str(node.get("name", default_name).string()), position=position,
                        stem=stem, file=file, gain_db=node.get("gain_db", 0.0).number(-120, 40, unit="dB"),
-                       width=node.get("width", 0.0).number(0, 360, unit="degrees"), diffuse=diffuse)
+                       width=node.get("width", 0.0).number(0, 360, unit="degrees"), diffuse=diffuse, path=path)
 
 
 def _material(node: Node) -> str | float:
@@ -275,11 +297,12 @@ def _output(node: Node) -> OutputSettings:
 
 
 def _render(node: Node) -> RenderSettings:
-    node.mapping({"reference_distance", "near_field", "propagation_delay"})
+    node.mapping({"reference_distance", "near_field", "propagation_delay", "doppler"})
     return RenderSettings(
         reference_distance=node.get("reference_distance", 1.0).number(0, lo_open=True, unit="m"),
         near_field=node.get("near_field", 0.5).number(0, lo_open=True, unit="m"),
-        propagation_delay=node.get("propagation_delay", True).boolean())
+        propagation_delay=node.get("propagation_delay", True).boolean(),
+        doppler=node.get("doppler", True).boolean())
 
 
 def stem_path(stems_dir: Path, stem: str) -> Path:

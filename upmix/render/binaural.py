@@ -34,6 +34,7 @@ import torch
 from ..audio import resample
 from ..errors import UpmixError
 from ..geometry import cartesian, from_sofa_cartesian, normalise
+from .delaylines import DelayLines
 
 FILTER_TAPS_48K = 256
 """Length of the minimum-phase HRTF filters at 48 kHz (5.3 ms; scaled with the rate)."""
@@ -41,7 +42,7 @@ FILTER_TAPS_48K = 256
 MOVE_BLOCK = 256
 """Samples between filter updates of moving sources."""
 
-_PREPARATION = 1
+_PREPARATION = 2
 """Version of `Hrtf.prepare`; part of the cache key, so a change invalidates old caches."""
 
 
@@ -141,7 +142,7 @@ class Hrtf:
 
     Attributes:
         directions: (M, 3) unit vectors of the measurements (plus any virtual ones).
-        delays: (M, 2) per-ear delays in samples.
+        delays: (M, 2) per-ear delays in samples; their mean is the same for every direction.
         filters: (M, 2, taps) minimum-phase filters.
     """
 
@@ -177,8 +178,10 @@ class Hrtf:
         spec = scipy.fft.rfft(filters, n) * np.exp(-2j * np.pi * np.fft.rfftfreq(n) * shift[..., None])
         filters = scipy.fft.irfft(spec, n)[..., :taps] * window
         itd = lag(hrirs[:, 0], hrirs[:, 1])
-        centre = delays.mean(axis=1) - shift.mean(axis=1)
-        delays = np.stack([centre + itd / 2, centre - itd / 2], axis=1)
+        # one latency for every direction: the ears' mean delay is the same everywhere, so the centre
+        # of the head hears a source at its geometric delay plus this constant (see `latency`)
+        latency = float(np.median(delays.mean(axis=1) - shift.mean(axis=1)))
+        delays = np.stack([latency + itd / 2, latency - itd / 2], axis=1)
         directions = hrtf_set.directions
         elevation = np.degrees(np.arcsin(np.clip(directions[:, 2], -1, 1)))
         if elevation.min() > -60.0:  # fill the bottom: a virtual measurement at the pole
@@ -193,6 +196,12 @@ class Hrtf:
     @property
     def taps(self) -> int:
         return self.filters.shape[-1]
+
+    @property
+    def latency(self) -> float:
+        """Samples from a source's arrival at the centre of the head to the ears' mean arrival;
+        renderers take it off propagation delays so the head hears the geometric delay."""
+        return float(self.delays.mean())
 
     def weights(self, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Barycentric interpolation: (measurement indices (N, 3), weights (N, 3)) per direction."""
@@ -261,12 +270,6 @@ def get_hrtf(path: str | None, sample_rate: int) -> Hrtf:
     return hrtf
 
 
-def _lagrange(d: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Cubic Lagrange interpolation weights for taps at offsets -1, 0, 1, 2 around fraction `d`."""
-    dm1, dm2, dp1 = d - 1, d - 2, d + 1
-    return -d * dm1 * dm2 / 6, dp1 * dm1 * dm2 / 2, -dp1 * d * dm2 / 2, dp1 * d * dm1 / 6
-
-
 class MovingBinaural:
     """Streaming binaural rendering of mono voices that move.
 
@@ -278,45 +281,29 @@ class MovingBinaural:
     Args:
         hrtf: prepared HRTF set.
         voices: number of voices.
-        max_delay: largest total delay (samples) a voice may reach.
+        max_delay: largest extra delay (samples) a voice may reach.
         device: torch device.
     """
 
-    def __init__(self, hrtf: Hrtf, voices: int, max_delay: int, device: torch.device,
+    def __init__(self, hrtf: Hrtf, voices: int, max_delay: float, device: torch.device,
                  block: int = MOVE_BLOCK) -> None:
         self.hrtf, self.voices, self.block, self.device = hrtf, voices, block, device
-        self.history = int(max_delay + hrtf.delays.max()) + 4
-        self._input = torch.zeros(voices, self.history, device=device)
+        self._lines = DelayLines(voices, max_delay + hrtf.delays.max(), device)
         self._conv = torch.zeros(voices, 2, hrtf.taps - 1, device=device)
         self.n_fft = 1 << int(np.ceil(np.log2(block + hrtf.taps - 1)))
-        ramp = (torch.arange(block, device=device, dtype=torch.float32) + 0.5) / block
-        self._ramp = ramp
+        self._ramp = (torch.arange(block, device=device, dtype=torch.float32) + 0.5) / block
 
     def process(self, x: np.ndarray, directions: np.ndarray, gains: np.ndarray, delays: np.ndarray
                 ) -> np.ndarray:
         """Render (voices, n) samples; directions (voices, nb + 1, 3), gains and delays
         (voices, nb + 1) at the block boundaries. Returns (2, n) ears."""
-        dev, block, taps = self.device, self.block, self.hrtf.taps
+        dev, block, taps, ramp = self.device, self.block, self.hrtf.taps, self._ramp
         v, n = x.shape
         nb = n // block
         filt, ear_delay = self.hrtf.interpolate(directions.reshape(-1, 3))
         filt = torch.tensor(filt.reshape(v, nb + 1, 2, taps), dtype=torch.float32, device=dev)
-        total = torch.tensor(ear_delay.reshape(v, nb + 1, 2) + delays[..., None], dtype=torch.float32, device=dev)
-        g = torch.tensor(gains, dtype=torch.float32, device=dev)
-        # per-sample delays and gains, gliding linearly between block boundaries
-        ramp = self._ramp
-        start_d, end_d = total[:, :-1].permute(0, 2, 1)[..., None], total[:, 1:].permute(0, 2, 1)[..., None]
-        d = (start_d + (end_d - start_d) * ramp).reshape(v, 2, n)
-        gain = (g[:, :-1, None] + (g[:, 1:, None] - g[:, :-1, None]) * ramp).reshape(v, 1, n)
-        # fractional delay lines (cubic Lagrange) reading the input history
-        buf = torch.cat([self._input, torch.tensor(x, dtype=torch.float32, device=dev)], dim=1)
-        pos = self.history + torch.arange(n, device=dev, dtype=torch.float32) - d  # (v, 2, n)
-        base = torch.floor(pos)
-        idx = base.long().clamp(1, buf.shape[1] - 3)
-        src = buf[:, None, :].expand(v, 2, -1)
-        delayed = sum(w * torch.gather(src, 2, idx + k) for k, w in zip((-1, 0, 1, 2), _lagrange(pos - base)))
-        delayed = delayed * gain
-        self._input = buf[:, -self.history:]
+        total = ear_delay.reshape(v, nb + 1, 2).transpose(0, 2, 1) + delays[:, None, :]
+        delayed = self._lines.process(x, total, gains, block)  # (v, 2, n)
         # overlap-save convolution of every block with its start and end filters, crossfaded
         seq = torch.cat([self._conv, delayed], dim=2)  # (v, 2, taps - 1 + n)
         self._conv = seq[..., -(taps - 1):]

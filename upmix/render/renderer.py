@@ -200,7 +200,9 @@ class SceneRenderer:
         widths = np.array([o.width for o in sc.objects])
         inside = dist < rs.near_field
         widths[inside] = np.maximum(widths[inside], 360.0 * (1 - dist[inside] / rs.near_field))
-        delays = (np.rint(dist / SPEED_OF_SOUND * self.sample_rate).astype(int)
+        # paths arrive at their geometric delay less what the target's filters add (HRIR latency)
+        offset = self.target.delay_offset(self.sample_rate)
+        delays = (np.maximum(np.rint(dist / SPEED_OF_SOUND * self.sample_rate - offset), 0).astype(int)
                   if rs.propagation_delay else np.zeros(len(dist), dtype=int))
         plans = []
         for o, r, a, e, d, g, dl, w in zip(sc.objects, self._readers, az, el, dist, gains, delays, widths):
@@ -217,6 +219,10 @@ class SceneRenderer:
     def frames(self) -> int:
         """Output length in frames (estimated when a source is decoded through ffmpeg)."""
         return max(r.frames + p.delay for r, p in zip(self._readers, self.plans))
+
+    def summary(self) -> list[dict]:
+        """How each object is rendered, for reports."""
+        return [p.summary() for p in self.plans]
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Rendered (channels, frames) float32 blocks until every source has ended and the

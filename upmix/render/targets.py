@@ -100,6 +100,10 @@ class SpeakerTarget:
         sp = self.layout.speakers
         return bs1770_weights([s.azimuth for s in sp], [s.elevation for s in sp], [s.is_lfe for s in sp])
 
+    def delay_offset(self, sample_rate: int) -> float:
+        """Samples the encoding adds to every path (none for gains)."""
+        return 0.0
+
     @cached_property
     def panner(self) -> PointSourcePanner:
         return panner_for(self.layout)
@@ -143,6 +147,10 @@ class AmbisonicsTarget:
 
     channel_mask = 0
     lfe_indices = np.zeros(0, dtype=int)
+
+    def delay_offset(self, sample_rate: int) -> float:
+        """Samples the encoding adds to every path (none for gains)."""
+        return 0.0
 
     @property
     def loudness_weights(self) -> np.ndarray:
@@ -192,6 +200,10 @@ class BinauralTarget:
         from .binaural import get_hrtf
 
         return get_hrtf(self.hrtf, sample_rate)
+
+    def delay_offset(self, sample_rate: int) -> float:
+        """Samples the HRIRs add to every path (`Hrtf.latency`); renderers take them off."""
+        return self.prepared(sample_rate).latency
 
     def filters(self, directions: np.ndarray, widths: np.ndarray, scales: np.ndarray, sample_rate: int
                 ) -> np.ndarray:
