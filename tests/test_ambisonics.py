@@ -83,7 +83,8 @@ def test_render_scene_to_ambix(tmp_path):
     x = rng.standard_normal((1, RATE)) * 0.1
     audio.write(tmp_path / "a.wav", x, RATE, "FLOAT")
     scene = tmp_path / "s.yaml"
-    scene.write_text("objects:\n  - {stem: a, position: {azimuth: 90, distance: 1}}\nrender: {propagation_delay: false}\n")
+    scene.write_text("objects:\n  - {stem: a, position: {azimuth: 90, distance: 1}}\n"
+                     "render: {propagation_delay: false}\n")
     report = render_scene(scene, tmp_path / "o.wav", stems_dir=tmp_path, format="ambix2", bits="float")
     y = audio.read(tmp_path / "o.wav")[0]
     assert y.shape[0] == 9 and report["format"] == "ambix2" and report["channel_mask"] == "0x0"

@@ -7,8 +7,8 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import require_ffmpeg
 
+from conftest import require_ffmpeg
 from upmix import audio
 from upmix.errors import UpmixError
 from upmix.layouts import get_layout, list_layouts

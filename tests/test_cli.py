@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli
 
+from conftest import ROOT, run_cli
 from upmix import audio
 
 RATE = 48000

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DATA
 
+from conftest import DATA
 from upmix.geometry import cartesian, normalise
 from upmix.layouts import Layout, Speaker, get_layout
 from upmix.render.panning import PointSourcePanner

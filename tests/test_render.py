@@ -7,9 +7,9 @@ import textwrap
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import ROOT, require_ffmpeg
 from test_audio import mask_from_bytes
 
+from conftest import ROOT, require_ffmpeg
 from upmix import audio
 from upmix.geometry import SPEED_OF_SOUND
 from upmix.layouts import get_layout

@@ -2,12 +2,11 @@
 
 import itertools
 import json
-import re
 
 import numpy as np
 import pytest
-from conftest import run_cli
 
+from conftest import run_cli
 from upmix import audio
 from upmix.analysis import measure, protocol_signal
 from upmix.layouts import get_layout
@@ -146,25 +145,31 @@ def test_lfe_gets_only_bass_when_asked(tmp_path):
     assert report["settings"]["lfe_from_bass"] is True
 
 
-def test_user_scene_places_stems(tmp_path, protocol):
-    src, _, _ = protocol
-    scene = tmp_path / "stems.yaml"
+def test_recording_seated_on_a_scene(tmp_path, protocol):
+    """With --scene, direct sound goes to the scene's objects by where they sit across the stage."""
+    src, signal, segments = protocol
+    scene = tmp_path / "seats.yaml"
     scene.write_text("objects:\n"
-                     "  - {stem: direct.M+000, position: {azimuth: 110, distance: 1}}\n"
-                     "  - {stem: direct.M+030, position: {azimuth: 30, distance: 1}}\n"
-                     "  - {stem: direct.M-030, position: {azimuth: -30, distance: 1}}\n"
-                     "render: {propagation_delay: false}\n")
+                     "  - {stem: left_seat, position: {azimuth: 60, distance: 3}}\n"
+                     "  - {stem: middle_seat, position: {azimuth: 0, distance: 3}}\n"
+                     "  - {stem: right_seat, position: {azimuth: -60, distance: 3}}\n"
+                     "render: {propagation_delay: false, reference_distance: 3}\n")
     out, report = upmix(tmp_path, src, "5.1", scene_file=scene)
     assert report["fold_down_snr_db"] is None and report["settings"]["scene"] == str(scene)
-    # the centre-panned burst (third segment) now comes from the left surround
-    seg = slice(int(5.5 * RATE), int(7 * RATE))
-    e = np.sum(out[:, seg] ** 2, axis=1)
-    assert e[4] > 0.99 * e.sum()
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("objects:\n  - {stem: vocals, position: [0, 1, 0]}\n")
-    from upmix.errors import UpmixError
-    with pytest.raises(UpmixError, match=re.escape("no stem named 'vocals'; this separation gives: direct.M+030")):
-        upmix(tmp_path, src, "5.1", scene_file=bad)
+    layout = get_layout("5.1")
+    results = {r.segment.label: r for r in measure(out, signal, layout, segments, RATE)}
+
+    def seat(az):  # where the panner itself puts a source at that azimuth
+        from upmix.analysis import energy_vector_azimuth
+        from upmix.geometry import cartesian
+        from upmix.render.targets import get_target
+
+        return energy_vector_azimuth(get_target("5.1").gains(cartesian(az, 0)[None])[0] ** 2, layout)
+
+    assert results["noise p=-1.0"].azimuth == pytest.approx(seat(60), abs=2)  # hard left: the left seat
+    assert results["noise p=+0.0"].azimuth == pytest.approx(0, abs=2)
+    assert results["noise p=+1.0"].azimuth == pytest.approx(seat(-60), abs=2)
+    assert results["decorrelated noise"].surround_share > 0.3  # ambience: diffuse, all around
 
 
 def test_streaming_is_block_size_independent():

@@ -116,16 +116,23 @@ def render(scene: Path = typer.Argument(..., metavar="SCENE", help="Scene file (
            lfe: bool = typer.Option(False, "--lfe/--no-lfe",
                                     help="Feed the LFE with the 120 Hz low-passed object mix at -10 dB."),
            hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural (default: MIT KEMAR)."),
+           walk: Path | None = typer.Option(None, "--walk", help="Listener keyframes (YAML) to walk instead "
+                                                                  "of the scene's path."),
+           doppler: bool = typer.Option(True, "--doppler/--no-doppler",
+                                        help="Let moving paths shift pitch (default) or keep it."),
+           device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
            quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
-    """Render a scene's objects to a speaker layout, headphones or Ambisonics (or decode AmbiX)."""
+    """Render a scene's objects to a speaker layout, headphones or Ambisonics (or decode AmbiX).
+
+    A scene with a room is heard in it; a scene whose listener or objects have paths moves."""
     from .pipeline import render_ambix, render_scene, report_path
 
-    if bits is not None and bits not in ("16", "24", "float"):
-        raise UpmixError(f"--bits must be 16, 24 or float, not {bits!r}")
+    _check_choices(bits, device)
     with _progress("rendering", not quiet) as progress:
         if scene.suffix.lower() in (".yaml", ".yml"):
             report = render_scene(scene, output, stems_dir=stems, format=format, sample_rate=sample_rate,
-                                  bits=bits, lfe=lfe, hrtf=_path(hrtf), progress=progress)
+                                  bits=bits, lfe=lfe, hrtf=_path(hrtf), walk=walk, doppler=doppler,
+                                  device=device, progress=progress)
         else:
             report = render_ambix(scene, output, format=format or "7.1.4", sample_rate=sample_rate,
                                   bits=bits or "24", hrtf=_path(hrtf), progress=progress)
@@ -151,7 +158,10 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
         exact_downmix: bool = typer.Option(False, "--exact-downmix",
                                            help="Guarantee that the ITU stereo fold-down equals the input."),
         lfe: bool = typer.Option(False, "--lfe/--no-lfe", help="Redirect bass (< 120 Hz) to the LFE, -10 dB."),
-        scene: Path | None = typer.Option(None, "--scene", help="Place the stems yourself with a scene file."),
+        scene: Path | None = typer.Option(None, "--scene", help="Seat the recording on a scene's objects "
+                                                                 "(its room and paths included)."),
+        walk: Path | None = typer.Option(None, "--walk", help="Listener keyframes (YAML) to walk through the scene."),
+        doppler: bool = typer.Option(True, "--doppler/--no-doppler", help="Let moving paths shift pitch or not."),
         sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
                                                   help="Output rate in Hz (default: the input's)."),
         bits: str = typer.Option("24", "--bits", help="16, 24 or float."),
@@ -164,21 +174,45 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
     from .placement import StageOptions
     from .run import upmix_file
 
-    if bits not in ("16", "24", "float"):
-        raise UpmixError(f"--bits must be 16, 24 or float, not {bits!r}")
-    if device not in ("auto", "cpu", "cuda"):
-        raise UpmixError(f"--device must be auto, cpu or cuda, not {device!r}")
+    _check_choices(bits, device)
     options = StageOptions(width=width, center=center, ambience_front=ambience_front)
     with _progress("upmixing", not quiet) as progress:
         report = upmix_file(source, output, format=format, options=options, exact_downmix=exact_downmix,
-                            lfe=lfe, scene_file=scene, device=device, sample_rate=sample_rate, bits=bits,
-                            hrtf=_path(hrtf), progress=progress)
+                            lfe=lfe, scene_file=scene, walk=walk, doppler=doppler, device=device,
+                            sample_rate=sample_rate, bits=bits, hrtf=_path(hrtf), progress=progress)
     for warning in report["warnings"]:
         err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
     if not quiet:
         snr = report.get("fold_down_snr_db")
         _wrote(output, report.get("settings", report)["format"], report, report_path(output),
                "" if snr is None else f", fold-down SNR {snr:.1f} dB")
+
+
+@app.command()
+@handles_errors
+def walk(scene: Path = typer.Argument(..., help="Scene file (YAML)."),
+         output: Path = typer.Option(..., "-o", "--output", help="Output .wav or .flac file."),
+         stems: Path | None = typer.Option(None, "--stems", help="Folder of STEM.<ext> audio files."),
+         path: Path | None = typer.Option(None, "--walk", help="Listener keyframes (YAML); default: the scene's path."),
+         format: str = typer.Option("binaural", "--format", "-f", help="Target (default binaural)."),
+         sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000),
+         bits: str | None = typer.Option(None, "--bits", help="16, 24 or float (default 24)."),
+         hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural (default: MIT KEMAR)."),
+         doppler: bool = typer.Option(True, "--doppler/--no-doppler", help="Let the walk shift pitch or not."),
+         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
+    """Walk through a scene: render it as heard by a listener moving along a path."""
+    from .pipeline import render_scene, report_path
+
+    _check_choices(bits, device)
+    with _progress("walking", not quiet) as progress:
+        report = render_scene(scene, output, stems_dir=stems, format=format, sample_rate=sample_rate, bits=bits,
+                              hrtf=_path(hrtf), walk=path, doppler=doppler, require_path=True, device=device,
+                              progress=progress)
+    for warning in report["warnings"]:
+        err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if not quiet:
+        _wrote(output, report["format"], report, report_path(output))
 
 
 @app.command()
@@ -194,14 +228,20 @@ def binauralize(source: Path = typer.Argument(..., metavar="INPUT", help="Speake
     from .pipeline import binauralize as job
     from .pipeline import report_path
 
-    if bits not in ("16", "24", "float"):
-        raise UpmixError(f"--bits must be 16, 24 or float, not {bits!r}")
+    _check_choices(bits, "auto")
     with _progress("binauralizing", not quiet) as progress:
         report = job(source, output, layout=layout, hrtf=_path(hrtf), bits=bits, progress=progress)
     for warning in report["warnings"]:
         err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
     if not quiet:
         _wrote(output, f"binaural from {report['input_layout']}", report, report_path(output))
+
+
+def _check_choices(bits: str | None, device: str) -> None:
+    if bits is not None and bits not in ("16", "24", "float"):
+        raise UpmixError(f"--bits must be 16, 24 or float, not {bits!r}")
+    if device not in ("auto", "cpu", "cuda"):
+        raise UpmixError(f"--device must be auto, cpu or cuda, not {device!r}")
 
 
 def _path(p: Path | None) -> str | None:

@@ -23,7 +23,7 @@ from .geometry import cartesian
 from .layouts import WAV_SPEAKER_BITS, get_layout, layout_for_mask, mask_labels
 from .render.renderer import SceneRenderer, file_sources
 from .render.targets import SpeakerTarget, Target, get_target
-from .scene import Scene, load_scene
+from .scene import Scene, load_path, load_scene
 
 Progress = Callable[[int, int], None]
 """Called with (frames done, frames expected)."""
@@ -159,14 +159,31 @@ def scene_renderer(scene: Scene, target: Target, rate: int, sources: list, lfe: 
     return SpatialRenderer(scene, target, rate, sources, lfe=lfe, device=device)
 
 
+def with_options(scene: Scene, walk: Path | None = None, doppler: bool | None = None) -> Scene:
+    """The scene with its listener walking the path of a `walk` file, and Doppler set, if given."""
+    from dataclasses import replace
+
+    if walk is not None:
+        scene = replace(scene, listener=replace(scene.listener, path=load_path(walk, scene.room)))
+    if doppler is not None:
+        scene = replace(scene, render=replace(scene.render, doppler=doppler))
+    return scene
+
+
 def render_scene(scene_file: Path, output: Path, *, stems_dir: Path | None = None,
                  format: str | None = None, sample_rate: int | None = None, bits: str | None = None,
-                 lfe: bool = False, hrtf: str | None = None, progress: Progress | None = None) -> dict:
+                 lfe: bool = False, hrtf: str | None = None, walk: Path | None = None,
+                 doppler: bool | None = None, require_path: bool = False, device: str = "auto",
+                 progress: Progress | None = None) -> dict:
     """Render a scene file to an audio file plus a JSON report beside it; returns the report.
 
-    `hrtf` is a SOFA file for binaural output (default: the bundled KEMAR set)."""
+    `hrtf` is a SOFA file for binaural output (default: the bundled KEMAR set); `walk` a file of
+    listener keyframes that replaces the scene's path; `require_path` makes a scene without one an
+    error (the `upmix walk` command)."""
     start = time.perf_counter()
-    scene = load_scene(scene_file)
+    scene = with_options(load_scene(scene_file), walk, doppler)
+    if require_path and not scene.listener.path:
+        raise UpmixError("the scene has no listener path: give --walk PATH.yaml or listener.path", scene_file)
     spec = format or scene.output.format
     if spec is None:
         raise UpmixError("no output format: give --format (e.g. 7.1.4) or output.format in the scene",
@@ -181,7 +198,7 @@ def render_scene(scene_file: Path, output: Path, *, stems_dir: Path | None = Non
     sources = {r.path.resolve() for r in readers}
     if output.resolve() in sources or report_path(output).resolve() in sources:
         raise UpmixError("output would overwrite one of the scene's audio sources", output)
-    renderer = scene_renderer(scene, target, rate, readers, lfe=lfe)
+    renderer = scene_renderer(scene, target, rate, readers, lfe=lfe, device=device)
     with compute_threads():
         writer, stats = write_rendered(renderer, output, target, rate, bits, renderer.frames, progress)
     warnings += clip_warnings(writer)

@@ -221,3 +221,48 @@ def stage_scene(stems: list[StemSpec], name: str = "upmix stage") -> Scene:
                     for s in stems)
     return Scene(objects=objects, render=RenderSettings(reference_distance=1.0, near_field=0.1,
                                                         propagation_delay=False), name=name)
+
+
+AMBIENCE_SEATS = (("ambience-left", 110.0), ("ambience-right", -110.0))
+"""Virtual places that take a recording's ambience when it is seated on a scene."""
+
+
+def scene_layout(scene: Scene) -> Layout:
+    """A virtual layout for seating a stereo recording on a scene: one 'speaker' per stem, at the
+    stereo azimuth a recording made from the listener's starting place would give it (the stems'
+    azimuths as seen from there, spread linearly over +-30 degrees, stage left to the left), plus
+    the two ambience places of `AMBIENCE_SEATS`."""
+    from .geometry import relative_direction
+    from .layouts import Speaker
+
+    start = scene.listener.path[0] if scene.listener.path else None
+    position = start.position if start else scene.listener.position
+    yaw = start.yaw if start else scene.listener.yaw
+    stems: dict[str, list[float]] = {}
+    for o in scene.objects:
+        if o.stem is not None:
+            az, _, _ = relative_direction(o.position, position, yaw)
+            stems.setdefault(o.stem, []).append(float(az))
+    if not stems:
+        raise UpmixError("the scene has no objects with a stem to seat the recording on", scene.source)
+    mean = {name: float(np.mean(a)) for name, a in stems.items()}
+    lo, hi = min(mean.values()), max(mean.values())
+    span = hi - lo
+
+    def stereo(az: float) -> float:
+        return 0.0 if span < 1e-9 else STEREO_HALF_ANGLE * (2 * (az - lo) / span - 1)
+
+    speakers = [Speaker(name=name, azimuth=stereo(az), nominal_azimuth=stereo(az)) for name, az in mean.items()]
+    speakers += [Speaker(name=name, azimuth=az, nominal_azimuth=az) for name, az in AMBIENCE_SEATS]
+    return Layout(name="scene seats", speakers=tuple(speakers))
+
+
+def seat_ambience(scene: Scene, stems: list[StemSpec]) -> Scene:
+    """The scene with one diffuse object per ambience stem, beside the listener's starting place
+    (diffuse: spread by decorrelation, not sent into the room again)."""
+    from dataclasses import replace
+
+    start = scene.listener.path[0].position if scene.listener.path else scene.listener.position
+    extra = tuple(SceneObject(name=s.name, stem=s.name, position=tuple(float(c) for c in start), diffuse=1.0)
+                  for s in stems)
+    return replace(scene, objects=scene.objects + extra)

@@ -19,12 +19,14 @@ from .pipeline import (
     output_report,
     render_ambix,
     report_path,
+    scene_renderer,
+    with_options,
     write_json,
     write_rendered,
 )
-from .placement import Stage, StageOptions, stage_scene
+from .placement import STEREO_HALF_ANGLE, Stage, StageOptions, scene_layout, seat_ambience, stage_scene
 from .render.downmix import fold_down_matrix
-from .render.renderer import SceneRenderer, StemStream, file_source
+from .render.renderer import StemStream, file_source
 from .render.targets import SpeakerTarget, get_target
 from .scene import load_scene
 
@@ -76,13 +78,17 @@ class _FoldDownMeter:
 
 def upmix_file(source: Path, output: Path, *, format: str | None = None, options: StageOptions | None = None,
                exact_downmix: bool = False, lfe: bool = False, scene_file: Path | None = None,
-               device: str = "auto", sample_rate: int | None = None, bits: str = "24",
-               hrtf: str | None = None, progress: Progress | None = None) -> dict:
+               walk: Path | None = None, doppler: bool | None = None, device: str = "auto",
+               sample_rate: int | None = None, bits: str = "24", hrtf: str | None = None,
+               progress: Progress | None = None) -> dict:
     """Upmix a mono or stereo file to a layout (the `upmix run` job); returns the report.
 
-    The recording is separated into direct and ambience stems (`upmix.separation`), the stems are
-    placed on the default stage (each on its speaker) or by `scene_file`, rendered, and written
-    with a JSON report beside the output.
+    The recording is separated into direct and ambience stems (`upmix.separation`) and rendered:
+    on the default stage, each stem on its speaker; or, with `scene_file`, seated on the scene:
+    the direct sound goes to the scene's objects by where they sit across the stage as seen from
+    the listener's starting place (stage left is the recording's left), the ambience to two
+    diffuse objects, and the scene's room and paths (or the `walk` file) take over. A JSON report
+    goes beside the output.
     """
     start = time.perf_counter()
     options = options or StageOptions()
@@ -94,6 +100,8 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
         raise UpmixError(f"upmix run takes mono, stereo or AmbiX input; this file has {info.channels} channels",
                          source)
     scene = load_scene(scene_file) if scene_file is not None else None
+    if scene is not None:
+        scene = with_options(scene, walk, doppler)
     spec = format or (scene.output.format if scene else None) or DEFAULT_FORMAT
     target = get_target(spec, hrtf)
     rate = sample_rate or (scene.output.sample_rate if scene else None) or info.sample_rate
@@ -102,8 +110,10 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
         raise UpmixError("output would overwrite the input", output)
     mono = info.channels == 1 or is_dual_mono(source)
     speakers = isinstance(target, SpeakerTarget)
-    # headphones and Ambisonics get the stage of a virtual 7.1.4 layout, rendered from its directions
-    stage = Stage(target.layout if speakers else get_layout(VIRTUAL_STAGE), options)
+    if scene is not None:  # seat the recording on the scene's objects
+        stage = Stage(scene_layout(scene), StageOptions(width=STEREO_HALF_ANGLE, center=0.0, ambience_front=0.0))
+    else:  # headphones and Ambisonics get the stage of a virtual 7.1.4 layout, from its directions
+        stage = Stage(target.layout if speakers else get_layout(VIRTUAL_STAGE), options)
     from .separation import upmix_separator  # imports torch (seconds): only once the input is known good
 
     separator = upmix_separator("mono" if mono else "spatial", stage, device, exact_downmix)
@@ -118,9 +128,14 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
             yield block[:1] if mono else block
 
     stems = StemStream(separator.stream(input_blocks(), rate), [s.name for s in specs], reader.frames)
-    scene = scene or stage_scene(specs)
-    sources = [stems.source(o.stem) if o.stem else file_source(o, None, rate) for o in scene.objects]
-    renderer = SceneRenderer(scene, target, rate, sources, lfe=lfe)
+    if scene is None:
+        scene = stage_scene(specs)
+        sources = [stems.source(o.stem) for o in scene.objects]
+    else:
+        scene = seat_ambience(scene, [s for s in specs if s.name.startswith(("ambience.", "wide."))])
+        sources = [file_source(o, None, rate) if o.stem is None else
+                   stems.source(o.stem if "." in o.stem else f"direct.{o.stem}") for o in scene.objects]
+    renderer = scene_renderer(scene, target, rate, sources, lfe=lfe, device=device)
     with compute_threads():
         writer, stats = write_rendered(renderer, output, target, rate, bits, reader.frames, progress,
                                        meter.process if meter is not None else None)

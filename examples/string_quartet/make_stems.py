@@ -3,9 +3,10 @@
 Each part is additive synthesis of a bowed string: a harmonic series with a bowed-string spectral
 tilt, a slow bow attack, vibrato that fades in, and a little bow noise. Writes 16-bit FLAC at
 44.1 kHz (so the example also exercises resampling to the 48 kHz output): the four stems into
-./stems, and a stereo mix, quartet_stereo.flac: the parts amplitude-panned left to right (first
-violin at 60 % left ... cello at 60 % right) in a synthetic hall whose reverberation (1.6 s,
-decorrelated between the channels) is what an upmix finds as ambience.
+./stems, and a stereo mix, quartet_stereo.flac: the chorale played twice, the parts
+amplitude-panned left to right (first violin at 60 % left ... cello at 60 % right) in a synthetic
+hall whose reverberation (1.6 s, decorrelated between the channels) is what an upmix finds as
+ambience.
 
     python examples/string_quartet/make_stems.py
 """
@@ -59,7 +60,8 @@ def main() -> None:
         write(here / "stems" / f"{name}.flac", x[None], RATE, "PCM_16")
         print(f"wrote {here / 'stems' / name}.flac ({len(x) / RATE:.2f} s)")
         angle = (PANS[name] + 1) * np.pi / 4
-        mix = mix + np.stack([np.cos(angle) * x, np.sin(angle) * x])
+        twice = np.concatenate([x, x])
+        mix = mix + np.stack([np.cos(angle) * twice, np.sin(angle) * twice])
     tails = hall(2, 1.6, rng)
     wet = np.stack([np.convolve(mix[c], tails[c])[:mix.shape[1] + RATE] for c in range(2)])
     stereo = np.pad(mix, ((0, 0), (0, RATE))) + 0.5 * wet

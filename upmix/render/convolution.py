@@ -27,8 +27,9 @@ class PartitionedConvolver:
         self.n_fft = 2 * block
         self._previous_input = torch.zeros(inputs, block, device=device)
         self._history: torch.Tensor | None = None  # (partitions, inputs, bins): newest first
-        self._spectra: torch.Tensor | None = None  # (partitions, inputs, outputs, bins)
-        self._fading_from: torch.Tensor | None = None
+        self._spectra: torch.Tensor | None = None  # (bins, outputs, partitions * inputs)
+        self._parts = 0
+        self._fading_from: tuple[torch.Tensor, int] | None = None
         self._ramp = (torch.arange(block, device=device, dtype=torch.float32) + 0.5) / block
 
     def set_responses(self, responses: np.ndarray) -> None:
@@ -37,19 +38,16 @@ class PartitionedConvolver:
         parts = max(1, -(-h.shape[-1] // self.block))
         h = torch.nn.functional.pad(h, (0, parts * self.block - h.shape[-1]))
         h = h.reshape(self.inputs, self.outputs, parts, self.block).permute(2, 0, 1, 3)
-        spectra = torch.fft.rfft(h, self.n_fft)
+        spectra = torch.fft.rfft(h, self.n_fft)  # (parts, inputs, outputs, bins)
+        # laid out per bin, so rendering is one batched matrix-vector product
+        spectra = spectra.permute(3, 2, 0, 1).reshape(spectra.shape[-1], self.outputs, parts * self.inputs)
         if self._spectra is not None and self._fading_from is None:
-            self._fading_from = self._spectra
-        self._spectra = spectra
+            self._fading_from = (self._spectra, self._parts)
+        self._spectra, self._parts = spectra.contiguous(), parts
 
-    @property
-    def tail(self) -> int:
-        """Samples of output that follow the last input (the response length, in whole blocks)."""
-        return 0 if self._spectra is None else self._spectra.shape[0] * self.block
-
-    def _render(self, spectra: torch.Tensor) -> torch.Tensor:
-        parts = min(spectra.shape[0], self._history.shape[0])
-        y = torch.einsum("pib,piob->ob", self._history[:parts], spectra[:parts])
+    def _render(self, spectra: torch.Tensor, parts: int) -> torch.Tensor:
+        history = self._history[:parts].reshape(parts * self.inputs, -1).T.contiguous()  # (bins, parts * inputs)
+        y = torch.bmm(spectra, history[:, :, None])[..., 0].T  # (outputs, bins)
         return torch.fft.irfft(y, self.n_fft)[:, self.block:]
 
     def process(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -57,9 +55,9 @@ class PartitionedConvolver:
         x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
         spec = torch.fft.rfft(torch.cat([self._previous_input, x], dim=1), self.n_fft)[None]
         self._previous_input = x
-        parts = self._spectra.shape[0] if self._spectra is not None else 1
+        parts = self._parts if self._spectra is not None else 1
         if self._fading_from is not None:
-            parts = max(parts, self._fading_from.shape[0])
+            parts = max(parts, self._fading_from[1])
         if self._history is None:
             self._history = torch.zeros(parts, self.inputs, spec.shape[-1], dtype=spec.dtype, device=self.device)
         elif self._history.shape[0] < parts:
@@ -67,8 +65,8 @@ class PartitionedConvolver:
                               device=self.device)
             self._history = torch.cat([self._history, pad])
         self._history = torch.cat([spec, self._history[:-1]])
-        out = self._render(self._spectra)
+        out = self._render(self._spectra, self._parts)
         if self._fading_from is not None:
-            out = self._render(self._fading_from) * (1 - self._ramp) + out * self._ramp
+            out = self._render(*self._fading_from) * (1 - self._ramp) + out * self._ramp
             self._fading_from = None
         return out

@@ -34,7 +34,7 @@ from .binaural import MOVE_BLOCK, MovingBinaural
 from .convolution import PartitionedConvolver
 from .delaylines import DelayLines
 from .renderer import DIFFUSE_TAPS, LFE_CUTOFF, LFE_GAIN, Source, _DelayedSource
-from .room import RoomAcoustics, acoustics, early_response, images, tail_response
+from .room import RoomAcoustics, acoustics, early_responses, images, tail_response
 from .targets import AmbisonicsTarget, BinauralTarget, Target
 
 SEGMENT = 8192
@@ -184,6 +184,7 @@ class SpatialRenderer:
         rel = self._voice_positions(t) - lis[None]
         dist = np.linalg.norm(rel, axis=2)
         directions = normalise(rotate_yaw(rel, -yaw[None, :]))
+        directions[dist < 1e-9] = (0.0, 1.0, 0.0)  # a voice at the listener: ahead (it is spread all round)
         obj = self.voice_object
         diffuse = np.array([o.diffuse for o in self.scene.objects])[obj]
         level = self._level[obj] * np.sqrt(1 - diffuse)
@@ -215,19 +216,8 @@ class SpatialRenderer:
         rs = self.scene.render
         lis, yaw = self.listener(np.array([t]))
         positions = self._voice_positions(np.array([t]))[:, 0]
-        responses, energies = [], []
-        for p, imgs in zip(positions, self._images):
-            r, e = early_response(encoder, self.room, imgs, p, lis[0], float(yaw[0]), self.sample_rate,
-                                  rs.reference_distance, rs.near_field, include_direct=False)
-            responses.append(r)
-            energies.append(e)
-        length = max(r.shape[1] for r in responses)
-        out = np.zeros((len(responses), responses[0].shape[0], length), dtype=np.float32)
-        energy = np.zeros((energies[0].shape[0], max(e.shape[1] for e in energies)))
-        for k, (r, e) in enumerate(zip(responses, energies)):
-            out[k, :, :r.shape[1]] = r
-            energy[:, :e.shape[1]] += e / len(energies)
-        return out, energy
+        return early_responses(encoder, self.room, self._images, positions, lis[0], float(yaw[0]),
+                               self.sample_rate, rs.reference_distance, rs.near_field, include_direct=False)
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Rendered (channels, frames) blocks until the sources end and the room has rung out."""
@@ -238,6 +228,9 @@ class SpatialRenderer:
                    for k, s in enumerate(self._sources)]
         binaural = isinstance(target, BinauralTarget)
         mono = (self._level[obj] / np.bincount(obj)[obj]).astype(np.float32)  # voice -> its object's mono mix
+        # diffuse sound is the recording's own ambience: it does not excite the room again
+        dry = np.sqrt(1 - np.array([o.diffuse for o in self.scene.objects])[obj]).astype(np.float32)
+        heard = dry > 0
         if binaural:
             direct = MovingBinaural(target.prepared(rate), n_voices, self.max_delay, dev)
         else:
@@ -279,8 +272,11 @@ class SpatialRenderer:
             if binaural:
                 out = direct.process(x, dirs, gains, delays)
             else:
-                if self.moving:  # encoding gains at every block boundary
-                    enc = np.stack([target.gains(dirs[:, j], widths[:, j]).T for j in range(len(t))])
+                if self.moving:  # encoding gains at every block boundary, for the voices heard directly
+                    enc = np.zeros((n_voices, len(t), n_ch))
+                    enc[heard] = target.gains(dirs[heard].reshape(-1, 3), widths[heard].reshape(-1)).reshape(
+                        -1, len(t), n_ch)
+                    enc = enc.transpose(1, 2, 0)
                 else:
                     if static_encoding is None:
                         static_encoding = np.repeat(target.gains(dirs[:, 0], widths[:, 0]).T[None], len(t), axis=0)
@@ -289,9 +285,9 @@ class SpatialRenderer:
             if reflections is not None:
                 if self.moving:
                     reflections.set_responses(self._early(t[-1], self._reflections_target())[0])
-                early = reflections.process(x).cpu().numpy()
+                early = reflections.process(x * dry[:, None]).cpu().numpy()
                 out += decoder.process(early) if decoder is not None else early
-                out += tail.process((mono @ x)[None]).cpu().numpy()
+                out += tail.process(((mono * dry) @ x)[None]).cpu().numpy()
             if diffuse is not None:
                 out += diffuse[2].process(diffuse[1].process(diffuse[0] @ x))
             if lfe is not None:

@@ -21,6 +21,7 @@ vectors in the scene convention of `upmix.geometry`. Every function is vectorise
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -153,7 +154,8 @@ class PointSourcePanner:
 
         self._down = down
         self._tri_channels = np.array(triplets, dtype=int)
-        self._tri_basis = np.linalg.inv(real[self._tri_channels])
+        # every triplet's inverse basis side by side, so one matrix product gives all triplet gains
+        self._tri_matrix = np.linalg.inv(real[self._tri_channels]).transpose(1, 0, 2).reshape(3, -1)
         self._quad_channels = np.array(quads, dtype=int).reshape(-1, 4)
         qpos = real[self._quad_channels]
         self._quad_positions = qpos
@@ -198,7 +200,7 @@ class PointSourcePanner:
     def _full_gains(self, d: np.ndarray) -> np.ndarray:
         n, n_ext = len(d), len(self._down)
         # VBAP triplets: gains in each triangle's basis, valid where all are non-negative
-        tri = np.einsum("nj,tjk->ntk", d, self._tri_basis)
+        tri = (d @ self._tri_matrix).reshape(n, -1, 3)
         valid = np.all(tri >= _EPS_TRIPLET, axis=-1)
         quad, qvalid = self._quad_gains(d)
         valid = np.concatenate([valid, qvalid], axis=1)
@@ -227,10 +229,11 @@ class PointSourcePanner:
         """Bilinear quad-region gains (n, Q, 4) and validity (n, Q)."""
         if len(self._quad_channels) == 0:
             return np.zeros((len(d), 0, 4)), np.zeros((len(d), 0), dtype=bool)
-        x, okx = _solve_axis(np.einsum("qij,nj->nqi", self._quad_poly_x, d))
-        y, oky = _solve_axis(np.einsum("qij,nj->nqi", self._quad_poly_y, d))
+        n, q = len(d), len(self._quad_channels)
+        x, okx = _solve_axis((d @ self._quad_poly_x.reshape(-1, 3).T).reshape(n, q, 3))
+        y, oky = _solve_axis((d @ self._quad_poly_y.reshape(-1, 3).T).reshape(n, q, 3))
         g = np.stack([(1 - x) * (1 - y), x * (1 - y), x * y, (1 - x) * y], axis=-1)
-        facing = np.einsum("nqk,qkj,nj->nq", g, self._quad_positions, d) > 0
+        facing = np.sum(g * (d @ self._quad_positions.reshape(-1, 3).T).reshape(n, q, 4), axis=-1) > 0
         return g, okx & oky & facing
 
     def spread_gains(self, directions: ArrayLike, width: float | ArrayLike) -> np.ndarray:
@@ -247,10 +250,9 @@ class PointSourcePanner:
         point = w <= 0
         if point.any():
             out[point] = self.gains(d[point])
-        for i in np.flatnonzero(~point):
-            samples, weights = cap_samples(d[i], min(float(w[i]), 360.0))
-            g2 = self.gains(samples) ** 2
-            out[i] = np.sqrt(weights @ g2 / weights.sum())
+        for rows, samples, weights in cap_groups(d, w):
+            g2 = self.gains(samples) ** 2  # (rows, samples, speakers)
+            out[rows] = np.sqrt(np.einsum("m,nms->ns", weights, g2) / weights.sum())
         return out.reshape(np.shape(directions)[:-1] + (self.num_speakers,))
 
 
@@ -284,14 +286,15 @@ def _solve_axis(coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @lru_cache(maxsize=64)
 def _cap_pattern(width: float) -> tuple[np.ndarray, np.ndarray]:
     """Sample points (in a frame whose +z is the cap centre) and solid-angle weights for a cap of
-    angular diameter `width` degrees: the centre plus rings about 2.5 degrees apart."""
+    angular diameter `width` degrees: the centre plus rings 2.5 degrees apart (at most 16 rings, so
+    wide caps are sampled every half/16 degrees: a few hundred points for the whole sphere)."""
     half = np.radians(width / 2.0)
-    n_rings = max(2, int(np.ceil(np.degrees(half) / 2.5)))
+    n_rings = min(16, max(2, int(np.ceil(np.degrees(half) / 2.5))))
     step = half / n_rings
     pts, wts = [np.array([[0.0, 0.0, 1.0]])], [np.array([2 * np.pi * (1 - np.cos(step / 2))])]
     for k in range(1, n_rings + 1):
         th = k * step
-        n_phi = max(6, int(np.ceil(2 * np.pi * np.sin(th) / np.radians(2.5))))
+        n_phi = max(6, int(np.ceil(2 * np.pi * np.sin(th) / max(step, np.radians(2.5)))))
         phi = (np.arange(n_phi) + 0.5 * (k % 2)) * 2 * np.pi / n_phi
         pts.append(np.stack([np.sin(th) * np.cos(phi), np.sin(th) * np.sin(phi),
                              np.full(n_phi, np.cos(th))], axis=-1))
@@ -300,11 +303,23 @@ def _cap_pattern(width: float) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(pts), np.concatenate(wts)
 
 
-def cap_samples(direction: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """Sample directions (M, 3) and solid-angle weights over a cap of angular diameter `width`
-    degrees around `direction`."""
-    pts, wts = _cap_pattern(round(width, 3))
-    return pts @ orthonormal_frame(direction), wts
+def cap_groups(directions: np.ndarray, widths: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Cap samples for every spread source, batched by width.
+
+    Args:
+        directions: cap centres, shape (n, 3).
+        widths: angular diameters in degrees, shape (n,); sources with width <= 0 are skipped and
+            widths above 360 count as 360.
+
+    Yields:
+        (rows, samples, weights): indices into `directions` that share one width, their sample
+        directions (len(rows), M, 3) and the M solid-angle weights.
+    """
+    w = np.round(np.minimum(widths, 360.0), 3)
+    for width in np.unique(w[w > 0]):
+        rows = np.flatnonzero(w == width)
+        pts, wts = _cap_pattern(float(width))
+        yield rows, np.einsum("mk,nkj->nmj", pts, orthonormal_frame(directions[rows])), wts
 
 
 @lru_cache(maxsize=1)

@@ -25,7 +25,7 @@ from ..dsp import BlockConvolver, bs1770_weights, decorrelation_filters
 from ..errors import UpmixError
 from ..geometry import normalise, orthonormal_frame
 from ..layouts import Layout, get_layout
-from .panning import PointSourcePanner, cap_samples, panner_for
+from .panning import PointSourcePanner, cap_groups, panner_for
 
 SPREAD_VOICES = 7
 """Directions a spread source is rendered from on targets that filter (binaural)."""
@@ -167,9 +167,9 @@ class AmbisonicsTarget:
         d = np.asarray(directions, dtype=float).reshape(-1, 3)
         w = np.broadcast_to(np.asarray(widths, dtype=float), (len(d),))
         out = sn3d(self.order, d)
-        for i in np.flatnonzero(w > 0):
-            samples, weights = cap_samples(d[i], min(float(w[i]), 360.0))
-            out[i] = weights @ sn3d(self.order, samples) / weights.sum()
+        for rows, samples, weights in cap_groups(d, w):
+            out[rows] = np.einsum("m,nmc->nc", weights, sn3d(self.order, samples).reshape(len(rows), len(weights), -1))
+            out[rows] /= weights.sum()
         return out
 
     def mixer(self, directions: np.ndarray, widths: np.ndarray, scales: np.ndarray, sample_rate: int) -> GainMixer:

@@ -1,0 +1,90 @@
+"""Speed of the walk-through renderer: 8 sources, 60 s, 48 kHz, a listener walking through a hall
+with reflections up to order 3 and a late tail, to headphones and to 7.1.4.
+
+Each job runs in its own process; the table gives the job's own time (after imports) with its
+real-time factor (the floor for live use is 1x), the process's wall time and peak resident memory.
+
+    python benchmarks/walk_speed.py [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RATE = 48000
+SEATS = [(10, 34, 2.1), (13, 36, 2.1), (19, 36, 2.1), (21, 34, 1.8), (15, 38.6, 2.3), (17, 38.6, 2.3),
+         (15.5, 41.2, 2.8), (18.5, 41.2, 2.8)]
+
+
+def make(folder: Path, seconds: float) -> None:
+    import numpy as np
+
+    from upmix import audio
+
+    rng = np.random.default_rng(0)
+    n = int(seconds * RATE)
+    t = np.arange(n) / RATE
+    for i in range(len(SEATS)):
+        noise = 0.05 * rng.standard_normal(n) * (1 + np.sin(2 * np.pi * 0.5 * t + i))
+        x = noise + 0.1 * np.sin(2 * np.pi * 110 * (i + 2) * t)
+        audio.write(folder / f"s{i}.wav", x[None].astype(np.float32), RATE, "PCM_24")
+    lines = ["objects:"] + [f"  - {{stem: s{i}, position: [{x}, {y}, {z}]}}" for i, (x, y, z) in enumerate(SEATS)]
+    lines += ["listener:", "  position: [16, 4, 1.2]", "  path:",
+              "    - {time: 0, position: [16, 4, 1.2], yaw: 0}",
+              f"    - {{time: {seconds * 0.6:g}, position: [16, 30, 1.2], yaw: 0}}",
+              f"    - {{time: {seconds * 0.8:g}, position: [15, 33.5, 2.2], yaw: 20}}",
+              f"    - {{time: {seconds:g}, position: [15.5, 37, 2.2], yaw: -10}}",
+              "room: {dimensions: [32, 44, 18], rt60: 2.0}", "render: {reference_distance: 10}"]
+    (folder / "scene.yaml").write_text("\n".join(lines) + "\n")
+
+
+def job(fmt: str, folder: Path) -> None:
+    from upmix.pipeline import render_scene
+
+    start = time.perf_counter()
+    render_scene(folder / "scene.yaml", folder / f"walk_{fmt}.wav", stems_dir=folder, format=fmt, bits="float")
+    print(time.perf_counter() - start)
+
+
+def timed(cmd: list[str]) -> tuple[float, float, float]:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {cmd}")
+    return float(output), time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--job", help=argparse.SUPPRESS)
+    ap.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.job == "make":
+        make(args.folder, args.seconds)
+        return
+    if args.job:
+        job(args.job, args.folder)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        me = [sys.executable, __file__, "--seconds", str(args.seconds), "--folder", tmp, "--job"]
+        subprocess.run(me + ["make"], check=True)
+        rows = {fmt: timed(me + [fmt]) for fmt in ("binaural", "7.1.4")}
+    print(f"\n8 sources x {args.seconds:g} s at {RATE} Hz, listener walking 36 m through a 32 x 44 x 18 m hall "
+          f"(RT60 2 s, reflections to order 3 + tail), {os.cpu_count()} CPUs\n")
+    print(f"| {'target':9} | {'job s':>6} | {'x real time':>11} | {'process s':>9} | {'peak RSS MiB':>12} |")
+    print(f"|{'-' * 11}|{'-' * 8}|{'-' * 13}|{'-' * 11}|{'-' * 14}|")
+    for fmt, (own, wall, rss) in rows.items():
+        print(f"| {fmt:9} | {own:6.2f} | {args.seconds / own:11.1f} | {wall:9.2f} | {rss:12.0f} |")
+
+
+if __name__ == "__main__":
+    main()
