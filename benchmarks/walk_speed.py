@@ -3,6 +3,9 @@ with reflections up to order 3 and a late tail, to headphones and to 7.1.4.
 
 Each job runs in its own process; the table gives the job's own time (after imports) with its
 real-time factor (the floor for live use is 1x), the process's wall time and peak resident memory.
+Peers in the same run: the same scene with the listener standing still (what the walk costs), and
+pyroomacoustics' own `simulate()` of the 8 sources at the listener's first position (one omni
+microphone, reflections to order 3, no tail, no movement).
 
     python benchmarks/walk_speed.py [--seconds 60]
 """
@@ -42,13 +45,32 @@ def make(folder: Path, seconds: float) -> None:
               f"    - {{time: {seconds:g}, position: [15.5, 37, 2.2], yaw: -10}}",
               "room: {dimensions: [32, 44, 18], rt60: 2.0}", "render: {reference_distance: 10}"]
     (folder / "scene.yaml").write_text("\n".join(lines) + "\n")
+    still = [line for line in lines if not line.startswith("    - ") and line != "  path:"]
+    (folder / "still.yaml").write_text("\n".join(still) + "\n")
 
 
-def job(fmt: str, folder: Path) -> None:
+def job(name: str, folder: Path) -> None:
+    if name == "pyroomacoustics":
+        import numpy as np
+        import pyroomacoustics as pra
+
+        from upmix import audio
+
+        start = time.perf_counter()
+        room = pra.ShoeBox([32, 44, 18], fs=RATE, materials=pra.Material(0.3), max_order=3)
+        for i, seat in enumerate(SEATS):
+            room.add_source(list(seat), signal=audio.read(folder / f"s{i}.wav")[0][0])
+        room.add_microphone([16, 4, 1.2])
+        room.simulate()
+        np.asarray(room.mic_array.signals)
+        print(time.perf_counter() - start)
+        return
     from upmix.pipeline import render_scene
 
+    fmt, _, still = name.partition(":")
+    scene = folder / ("still.yaml" if still else "scene.yaml")
     start = time.perf_counter()
-    render_scene(folder / "scene.yaml", folder / f"walk_{fmt}.wav", stems_dir=folder, format=fmt, bits="float")
+    render_scene(scene, folder / f"walk_{fmt}.wav", stems_dir=folder, format=fmt, bits="float")
     print(time.perf_counter() - start)
 
 
@@ -77,13 +99,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         me = [sys.executable, __file__, "--seconds", str(args.seconds), "--folder", tmp, "--job"]
         subprocess.run(me + ["make"], check=True)
-        rows = {fmt: timed(me + [fmt]) for fmt in ("binaural", "7.1.4")}
+        jobs = {"binaural": "walk -> binaural", "7.1.4": "walk -> 7.1.4", "binaural:still": "still -> binaural",
+                "7.1.4:still": "still -> 7.1.4", "pyroomacoustics": "pyroomacoustics simulate (still, 1 mic)"}
+        rows = {label: timed(me + [name]) for name, label in jobs.items()}
     print(f"\n8 sources x {args.seconds:g} s at {RATE} Hz, listener walking 36 m through a 32 x 44 x 18 m hall "
           f"(RT60 2 s, reflections to order 3 + tail), {os.cpu_count()} CPUs\n")
-    print(f"| {'target':9} | {'job s':>6} | {'x real time':>11} | {'process s':>9} | {'peak RSS MiB':>12} |")
-    print(f"|{'-' * 11}|{'-' * 8}|{'-' * 13}|{'-' * 11}|{'-' * 14}|")
-    for fmt, (own, wall, rss) in rows.items():
-        print(f"| {fmt:9} | {own:6.2f} | {args.seconds / own:11.1f} | {wall:9.2f} | {rss:12.0f} |")
+    w = max(map(len, rows))
+    print(f"| {'job':{w}} | {'job s':>6} | {'x real time':>11} | {'process s':>9} | {'peak RSS MiB':>12} |")
+    print(f"|{'-' * (w + 2)}|{'-' * 8}|{'-' * 13}|{'-' * 11}|{'-' * 14}|")
+    for label, (own, wall, rss) in rows.items():
+        print(f"| {label:{w}} | {own:6.2f} | {args.seconds / own:11.1f} | {wall:9.2f} | {rss:12.0f} |")
 
 
 if __name__ == "__main__":

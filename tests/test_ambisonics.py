@@ -139,3 +139,14 @@ def test_target_names():
         get_target("ambix9")
     with pytest.raises(UpmixError, match="or binaural, or ambix1"):
         get_target("8.2")
+
+
+def test_refined_decoders_are_cached_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("UPMIX_CACHE", str(tmp_path))
+    layout = get_layout("0+5+0")
+    speaker_decoder.cache_clear()
+    first = speaker_decoder(layout, 1)
+    assert len(list(tmp_path.glob("decoder-*.npz"))) == 1
+    speaker_decoder.cache_clear()
+    np.testing.assert_array_equal(speaker_decoder(layout, 1), first)
+    speaker_decoder.cache_clear()

@@ -1,11 +1,13 @@
-"""CPU and CUDA give the same separation (skipped without a CUDA device)."""
+"""CPU and CUDA give the same separation and walk-through rendering (skipped without a CUDA device)."""
 
 import numpy as np
 import pytest
 import torch
 
+from upmix import audio
 from upmix.analysis import protocol_signal
 from upmix.layouts import get_layout
+from upmix.pipeline import render_scene
 from upmix.placement import Stage, StageOptions
 from upmix.separation import MonoSeparator, SpatialSeparator
 
@@ -21,3 +23,19 @@ def test_cpu_and_cuda_agree(cls, channels):
     assert cpu.keys() == gpu.keys()
     for k in cpu:
         np.testing.assert_allclose(gpu[k], cpu[k], atol=2e-4)
+
+
+@pytest.mark.parametrize("fmt", ["binaural", "7.1.4"])
+def test_walk_renders_alike_on_cpu_and_cuda(tmp_path, fmt):
+    rng = np.random.default_rng(0)
+    audio.write(tmp_path / "a.wav", 0.1 * rng.standard_normal((1, 3 * 48000)), 48000, "FLOAT")
+    (tmp_path / "s.yaml").write_text(
+        "objects:\n  - {stem: a, position: [3, 6, 1.5], path: [{time: 0, position: [3, 6, 1.5]}, "
+        "{time: 3, position: [5, 6, 1.5]}]}\nlistener:\n  path: [{time: 0, position: [2, 1, 1.5], yaw: 0}, "
+        "{time: 3, position: [4, 4, 1.5], yaw: 40}]\nroom: {dimensions: [8, 9, 3], rt60: 0.5}\n")
+    out = {}
+    for device in ("cpu", "cuda"):
+        render_scene(tmp_path / "s.yaml", tmp_path / f"{device}.wav", stems_dir=tmp_path, format=fmt,
+                     bits="float", device=device)
+        out[device] = audio.read(tmp_path / f"{device}.wav")[0]
+    np.testing.assert_allclose(out["cuda"], out["cpu"], atol=1e-4)

@@ -16,6 +16,9 @@ from rich.table import Table
 
 from .errors import UpmixError
 
+DOPPLER_HELP = ("Let moving paths shift pitch (as the distance changes) or keep it; default: the scene's "
+                "render.doppler, on unless it says otherwise.")
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Turn mono and stereo recordings into immersive audio.")
 out = Console()
@@ -118,8 +121,7 @@ def render(scene: Path = typer.Argument(..., metavar="SCENE", help="Scene file (
            hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural (default: MIT KEMAR)."),
            walk: Path | None = typer.Option(None, "--walk", help="Listener keyframes (YAML) to walk instead "
                                                                   "of the scene's path."),
-           doppler: bool = typer.Option(True, "--doppler/--no-doppler",
-                                        help="Let moving paths shift pitch (default) or keep it."),
+           doppler: bool | None = typer.Option(None, "--doppler/--no-doppler", help=DOPPLER_HELP, show_default=False),
            device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
            quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Render a scene's objects to a speaker layout, headphones or Ambisonics (or decode AmbiX).
@@ -161,7 +163,7 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
         scene: Path | None = typer.Option(None, "--scene", help="Seat the recording on a scene's objects "
                                                                  "(its room and paths included)."),
         walk: Path | None = typer.Option(None, "--walk", help="Listener keyframes (YAML) to walk through the scene."),
-        doppler: bool = typer.Option(True, "--doppler/--no-doppler", help="Let moving paths shift pitch or not."),
+        doppler: bool | None = typer.Option(None, "--doppler/--no-doppler", help=DOPPLER_HELP, show_default=False),
         sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
                                                   help="Output rate in Hz (default: the input's)."),
         bits: str = typer.Option("24", "--bits", help="16, 24 or float."),
@@ -198,7 +200,7 @@ def walk(scene: Path = typer.Argument(..., help="Scene file (YAML)."),
          sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000),
          bits: str | None = typer.Option(None, "--bits", help="16, 24 or float (default 24)."),
          hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural (default: MIT KEMAR)."),
-         doppler: bool = typer.Option(True, "--doppler/--no-doppler", help="Let the walk shift pitch or not."),
+         doppler: bool | None = typer.Option(None, "--doppler/--no-doppler", help=DOPPLER_HELP, show_default=False),
          device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Walk through a scene: render it as heard by a listener moving along a path."""

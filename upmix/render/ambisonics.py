@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..cache import cached_arrays
 from ..geometry import to_spaudiopy
 from ..layouts import Layout
 from .binaural import Hrtf
@@ -30,6 +31,9 @@ from .sh import channels, degrees, max_re_weights, sn3d, spaudiopy, t_design
 
 ORDERS = range(1, 6)
 """Supported Ambisonic orders."""
+
+_REFINEMENT = 1
+"""Version of `speaker_decoder`'s refinement, part of its cache key."""
 
 
 def encode(order: int, directions: np.ndarray) -> np.ndarray:
@@ -70,7 +74,14 @@ def magls_decoder(hrtf: Hrtf, order: int) -> np.ndarray:
 def speaker_decoder(layout: Layout, order: int) -> np.ndarray:
     """Decoding matrix (layout channels, (order + 1)^2): AllRAD max-rE, refined so the energy
     vector points at the source and the decoded energy is even over directions the layout covers
-    (elevation from -15 degrees up), with extra weight at the speakers' own directions."""
+    (elevation from -15 degrees up), with extra weight at the speakers' own directions.
+
+    The refinement takes a second or two; its result is kept in the disk cache (`upmix.cache`)."""
+    key = f"{layout!r}:{order}:{_REFINEMENT}".encode()
+    return cached_arrays("decoder", key, lambda: {"decoder": _refined_decoder(layout, order)})["decoder"]
+
+
+def _refined_decoder(layout: Layout, order: int) -> np.ndarray:
     import torch
 
     start = allrad_decoder(layout, order)[layout.main_indices]

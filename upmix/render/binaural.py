@@ -19,8 +19,6 @@ z up). Gains are normalised so that a source straight ahead reaches each ear at 
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -32,6 +30,7 @@ import scipy.spatial
 import torch
 
 from ..audio import resample
+from ..cache import cached_arrays
 from ..errors import UpmixError
 from ..geometry import cartesian, from_sofa_cartesian, normalise
 from .delaylines import DelayLines
@@ -235,39 +234,23 @@ class Hrtf:
         return np.fft.irfft(spec, n_fft)[..., :length]
 
 
-def cache_dir() -> Path:
-    """Where prepared data is kept between runs: $UPMIX_CACHE, else $XDG_CACHE_HOME/upmix or
-    ~/.cache/upmix."""
-    if os.environ.get("UPMIX_CACHE"):
-        return Path(os.environ["UPMIX_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "upmix"
-
-
 @lru_cache(maxsize=4)
 def get_hrtf(path: str | None, sample_rate: int) -> Hrtf:
     """A prepared HRTF set (the bundled KEMAR set when `path` is None) at a rate.
 
-    Preparing a set takes about a second; the result is kept in `cache_dir`, keyed by the SOFA
-    file's contents and the rate (a cache that cannot be written is simply not used).
+    Preparing a set takes about a second; the result is kept in the disk cache
+    (`upmix.cache`), keyed by the SOFA file's contents and the rate.
     """
     source = Path(path) if path else default_hrtf_path()
     hrtf_set = load_sofa(source)
-    digest = hashlib.sha1(source.read_bytes() + f"{sample_rate}:{_PREPARATION}".encode()).hexdigest()[:16]
-    cached = cache_dir() / f"hrtf-{digest}.npz"
-    try:
-        with np.load(cached) as data:
-            return Hrtf(hrtf_set.name, sample_rate, data["directions"], data["filters"], data["delays"])
-    except (OSError, KeyError, ValueError):
-        pass
-    hrtf = Hrtf.prepare(hrtf_set, sample_rate)
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, directions=hrtf.directions, filters=hrtf.filters, delays=hrtf.delays)
-        os.replace(tmp, cached)
-    except OSError:
-        pass
-    return hrtf
+    key = source.read_bytes() + f"{sample_rate}:{_PREPARATION}".encode()
+
+    def prepare() -> dict[str, np.ndarray]:
+        hrtf = Hrtf.prepare(hrtf_set, sample_rate)
+        return {"directions": hrtf.directions, "filters": hrtf.filters, "delays": hrtf.delays}
+
+    data = cached_arrays("hrtf", key, prepare)
+    return Hrtf(hrtf_set.name, sample_rate, data["directions"], data["filters"], data["delays"])
 
 
 class MovingBinaural:

@@ -15,8 +15,10 @@ Three layers, each updated smoothly:
 - **late tail**: one diffuse response for all voices (diffuse sound does not depend on where its
   source is), fed with every voice at its own level.
 
-Paths interpolate keyframes with cubic Hermite splines (tangents from the neighbouring keyframes,
-at rest at the ends) or linearly; yaw is unwrapped first so a turn through +-180 goes the short way.
+Paths interpolate keyframes with monotone cubic Hermite splines (smooth, at rest at the first and
+last keyframe, never overshooting a keyframe: a pause - two keyframes at one place - stays still,
+and a path between points inside the room stays inside it) or linearly; yaw is unwrapped first so
+a turn through +-180 goes the short way.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import scipy.interpolate
 import torch
 
 from ..dsp import BlockConvolver, LowPass, decorrelation_filters
@@ -40,6 +43,10 @@ from .targets import AmbisonicsTarget, BinauralTarget, Target
 SEGMENT = 8192
 """Samples between updates of the early-reflection responses (a multiple of `MOVE_BLOCK`)."""
 
+STILL_M, STILL_DEG = 0.01, 0.5
+"""Early responses are reused while no voice nor the listener has moved more than this (metres)
+and the listener has turned less than this (degrees) since they were computed."""
+
 
 class Trajectory:
     """Position and yaw over time from keyframes (or a fixed pose when there are none)."""
@@ -52,37 +59,28 @@ class Trajectory:
         self.points = np.array([k.position for k in keys], dtype=float)
         self.yaws = np.degrees(np.unwrap(np.radians([k.yaw for k in keys])))
         self.linear = interpolation == "linear"
+        self._curves = [self._curve(v) for v in (self.points, self.yaws[:, None])]
 
     @property
     def moving(self) -> bool:
         return len(self.times) > 1
 
-    def _tangents(self, values: np.ndarray) -> np.ndarray:
-        """Finite-difference tangents (per second), zero at the first and last keyframe."""
-        m = np.zeros_like(values)
-        if len(self.times) > 2:
-            m[1:-1] = (values[2:] - values[:-2]) / (self.times[2:] - self.times[:-2])[:, None]
-        return m
-
-    def _interpolate(self, values: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def _curve(self, values: np.ndarray):
+        """A function of time (N,) -> values (N, D) through the keyframe values (K, D)."""
         if len(self.times) == 1:
-            return np.repeat(values, len(t), axis=0)
-        t = np.clip(t, self.times[0], self.times[-1])
-        k = np.clip(np.searchsorted(self.times, t, side="right") - 1, 0, len(self.times) - 2)
-        dt = self.times[k + 1] - self.times[k]
-        u = ((t - self.times[k]) / dt)[:, None]
-        p0, p1 = values[k], values[k + 1]
+            return lambda t: np.repeat(values, len(t), axis=0)
         if self.linear:
-            return p0 + (p1 - p0) * u
-        m = self._tangents(values)
-        m0, m1 = m[k] * dt[:, None], m[k + 1] * dt[:, None]
-        return ((2 * u ** 3 - 3 * u ** 2 + 1) * p0 + (u ** 3 - 2 * u ** 2 + u) * m0
-                + (-2 * u ** 3 + 3 * u ** 2) * p1 + (u ** 3 - u ** 2) * m1)
+            return lambda t: np.stack([np.interp(t, self.times, v) for v in values.T], axis=-1)
+        # monotone cubic Hermite (Fritsch-Carlson slopes, as scipy's PCHIP), at rest at both ends
+        slopes = scipy.interpolate.PchipInterpolator(self.times, values).derivative()(self.times)
+        slopes[[0, -1]] = 0.0
+        return scipy.interpolate.CubicHermiteSpline(self.times, values, slopes)
 
     def __call__(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(positions (N, 3), yaws (N,) degrees) at times `t` (N,) in seconds."""
-        t = np.asarray(t, dtype=float)
-        return self._interpolate(self.points, t), self._interpolate(self.yaws[:, None], t)[:, 0]
+        """(positions (N, 3), yaws (N,) degrees) at times `t` (N,) in seconds; before the first
+        keyframe the first pose, after the last the last."""
+        t = np.clip(np.asarray(t, dtype=float), self.times[0], self.times[-1])
+        return self._curves[0](t), self._curves[1](t)[:, 0]
 
 
 class GainVoices:
@@ -210,14 +208,17 @@ class SpatialRenderer:
             return self.target
         return AmbisonicsTarget(1)
 
-    def _early(self, t: float, encoder: Target) -> tuple[np.ndarray, np.ndarray]:
-        """Early-reflection responses (voices, channels, length) at time t, and the mean per-band
+    def _pose(self, t: float) -> tuple[np.ndarray, np.ndarray, float]:
+        """Voice positions (voices, 3), listener position (3,) and yaw (degrees) at time t."""
+        lis, yaw = self.listener(np.array([t]))
+        return self._voice_positions(np.array([t]))[:, 0], lis[0], float(yaw[0])
+
+    def _early(self, pose: tuple[np.ndarray, np.ndarray, float], encoder: Target) -> tuple[np.ndarray, np.ndarray]:
+        """Early-reflection responses (voices, channels, length) for a pose, and the mean per-band
         energy they carry by arrival sample."""
         rs = self.scene.render
-        lis, yaw = self.listener(np.array([t]))
-        positions = self._voice_positions(np.array([t]))[:, 0]
-        return early_responses(encoder, self.room, self._images, positions, lis[0], float(yaw[0]),
-                               self.sample_rate, rs.reference_distance, rs.near_field, include_direct=False)
+        return early_responses(encoder, self.room, self._images, *pose, self.sample_rate, rs.reference_distance,
+                               rs.near_field, include_direct=False)
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Rendered (channels, frames) blocks until the sources end and the room has rung out."""
@@ -240,7 +241,8 @@ class SpatialRenderer:
         reflections = tail = decoder = None
         if self.room is not None:
             encoder = self._reflections_target()
-            responses, energy = self._early(0.0, encoder)
+            posed = self._pose(0.0)
+            responses, energy = self._early(posed, encoder)
             reflections = PartitionedConvolver(n_voices, encoder.num_channels, SEGMENT, dev)
             reflections.set_responses(responses)
             if encoder is not target:  # first-order Ambisonics decoded to the target
@@ -283,8 +285,10 @@ class SpatialRenderer:
                     enc = static_encoding
                 out = direct.process(x, enc, gains, delays).cpu().numpy()
             if reflections is not None:
-                if self.moving:
-                    reflections.set_responses(self._early(t[-1], self._reflections_target())[0])
+                pose = self._pose(t[-1]) if self.moving else posed
+                if _moved(posed, pose):
+                    reflections.set_responses(self._early(pose, encoder)[0])
+                    posed = pose
                 early = reflections.process(x * dry[:, None]).cpu().numpy()
                 out += decoder.process(early) if decoder is not None else early
                 out += tail.process(((mono * dry) @ x)[None]).cpu().numpy()
@@ -299,3 +303,9 @@ class SpatialRenderer:
             emitted += out.shape[1]
             start += SEGMENT
             yield out.astype(np.float32)
+
+
+def _moved(a: tuple[np.ndarray, np.ndarray, float], b: tuple[np.ndarray, np.ndarray, float]) -> bool:
+    """Whether two poses (see `SpatialRenderer._pose`) differ by more than `STILL_M` / `STILL_DEG`."""
+    return bool(np.abs(a[0] - b[0]).max() > STILL_M or np.abs(a[1] - b[1]).max() > STILL_M
+                or abs(a[2] - b[2]) > STILL_DEG)

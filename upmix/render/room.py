@@ -303,8 +303,9 @@ def _diffuse_field(target, sample_rate: int, bands: np.ndarray) -> tuple[np.ndar
     if hasattr(target, "prepared"):  # headphones: the HRTF set's diffuse-field level and coherence
         hrtf = target.prepared(sample_rate)
         nfft = 1024
-        spec = np.fft.rfft(hrtf.filters, nfft)  # (M, 2, bins)
         f = np.fft.rfftfreq(nfft, 1 / sample_rate)
+        # complete HRTFs: the minimum-phase filters with their ears' delays (the ITD decorrelates)
+        spec = np.fft.rfft(hrtf.filters, nfft) * np.exp(-2j * np.pi * f * hrtf.delays[..., None] / sample_rate)
         power = np.abs(spec) ** 2
         cross = (spec[:, 0] * np.conj(spec[:, 1])).real
         level, coherence = np.zeros((2, len(bands))), np.zeros(len(bands))
