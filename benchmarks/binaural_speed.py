@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from jobs import print_jobs, timed
+
 RATE = 48000
 OBJECTS = [(30, 0), (-30, 0), (0, 0), (110, 0), (-110, 10), (45, 35), (-135, 30), (160, -10)]
 
@@ -75,16 +77,6 @@ def job(name: str, folder: Path) -> None:
     print(time.perf_counter() - start)
 
 
-def timed(cmd: list[str]) -> tuple[float, float, float]:
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {cmd}")
-    return float(output), time.perf_counter() - start, usage.ru_maxrss / 1024
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
@@ -104,11 +96,7 @@ def main() -> None:
         rows = {name: timed(me + [key]) for name, key in (("static, cold", "static"), ("static, cached", "static"),
                                                           ("moving objects", "moving"))}
     print(f"\n8 objects x {args.seconds:g} s at {RATE} Hz -> binaural (MIT KEMAR), {os.cpu_count()} CPUs\n")
-    print(f"| {'job':16} | {'job s':>6} | {'x real time':>11} | {'process s':>9} | {'peak RSS MiB':>12} |")
-    print(f"|{'-' * 18}|{'-' * 8}|{'-' * 13}|{'-' * 11}|{'-' * 14}|")
-    for name, (own, wall, rss) in rows.items():
-        print(f"| {name:16} | {own:6.2f} | {args.seconds / own:11.1f} | {wall:9.2f} | {rss:12.0f} |")
-
+    print_jobs(rows, args.seconds)
 
 if __name__ == "__main__":
     main()

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from jobs import timed
+
 RATE = 48000
 OBJECTS = [  # (azimuth, elevation, distance m, width deg)
     (30, 0, 3.0, 0), (-30, 0, 3.2, 0), (0, 0, 2.5, 10), (110, 0, 4.0, 0),
@@ -91,20 +93,6 @@ def ffmpeg_command(folder: Path) -> list[str]:
     return (["ffmpeg", "-v", "error", "-y"] + inputs +
             ["-filter_complex", ";".join(chains + [merge, pan]), "-map", "[out]", "-c:a", "pcm_s24le",
              str(folder / "ffmpeg.wav")])
-
-
-def timed(cmd: list[str]) -> tuple[float, float, float]:
-    """(job seconds, process wall seconds, peak RSS MiB) of a child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[:3]} failed")
-    own = float(output) if output.strip() else wall
-    return own, wall, usage.ru_maxrss / 1024
 
 
 def main() -> None:

@@ -21,8 +21,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from jobs import timed
 
 RATE = 48000
 
@@ -47,16 +48,6 @@ def make_input(path: Path, seconds: float) -> None:
             w.write(x.astype(np.float32))
 
 
-def timed(cmd: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of a child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--durations", type=float, nargs="+", default=[60.0, 600.0], help="seconds of audio")
@@ -72,12 +63,12 @@ def main() -> None:
             # made in a child process: this parent stays small, so the children's peak RSS is theirs
             subprocess.run([sys.executable, __file__, "--make", str(src), str(seconds)], check=True)
             out = Path(tmp) / "upmix.wav"
-            wall, rss = timed([sys.executable, "-m", "upmix", "run", str(src), "-o", str(out), "-f", "7.1.4", "-q"])
+            _, wall, rss = timed([sys.executable, "-m", "upmix", "run", str(src), "-o", str(out), "-f", "7.1.4", "-q"])
             job = json.loads(out.with_suffix(".json").read_text())["processing_time_s"]
             ff = None
             if shutil.which("ffmpeg"):
                 ff = timed(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-af", "surround=chl_out=7.1",
-                            str(Path(tmp) / "ffmpeg.wav")])
+                            str(Path(tmp) / "ffmpeg.wav")])[1:]
             rows.append((seconds, wall, job, rss, ff))
     print(f"\nstereo 48 kHz -> upmix 7.1.4 (12 ch, 24-bit) vs ffmpeg surround 7.1 (8 ch), {os.cpu_count()} CPUs\n")
     print(f"| {'input':>8} | {'upmix process s':>15} | {'x real time':>11} | {'upmix job s':>11} | {'x real time':>11} "

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from jobs import print_jobs, timed
+
 RATE = 48000
 SEATS = [(10, 34, 2.1), (13, 36, 2.1), (19, 36, 2.1), (21, 34, 1.8), (15, 38.6, 2.3), (17, 38.6, 2.3),
          (15.5, 41.2, 2.8), (18.5, 41.2, 2.8)]
@@ -74,16 +76,6 @@ def job(name: str, folder: Path) -> None:
     print(time.perf_counter() - start)
 
 
-def timed(cmd: list[str]) -> tuple[float, float, float]:
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {cmd}")
-    return float(output), time.perf_counter() - start, usage.ru_maxrss / 1024
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
@@ -104,12 +96,7 @@ def main() -> None:
         rows = {label: timed(me + [name]) for name, label in jobs.items()}
     print(f"\n8 sources x {args.seconds:g} s at {RATE} Hz, listener walking 36 m through a 32 x 44 x 18 m hall "
           f"(RT60 2 s, reflections to order 3 + tail), {os.cpu_count()} CPUs\n")
-    w = max(map(len, rows))
-    print(f"| {'job':{w}} | {'job s':>6} | {'x real time':>11} | {'process s':>9} | {'peak RSS MiB':>12} |")
-    print(f"|{'-' * (w + 2)}|{'-' * 8}|{'-' * 13}|{'-' * 11}|{'-' * 14}|")
-    for label, (own, wall, rss) in rows.items():
-        print(f"| {label:{w}} | {own:6.2f} | {args.seconds / own:11.1f} | {wall:9.2f} | {rss:12.0f} |")
-
+    print_jobs(rows, args.seconds)
 
 if __name__ == "__main__":
     main()
