@@ -15,15 +15,10 @@ real-time factor, the process's wall time and its peak resident memory:
 
 from __future__ import annotations
 
-import argparse
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-from jobs import print_jobs, timed
+from jobs import benchmark_main
 
 RATE = 48000
 OBJECTS = [(30, 0), (-30, 0), (0, 0), (110, 0), (-110, 10), (45, 35), (-135, 30), (160, -10)]
@@ -78,25 +73,10 @@ def job(name: str, folder: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--job", help=argparse.SUPPRESS)
-    ap.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.job == "make":
-        make(args.folder, args.seconds)
-        return
-    if args.job:
-        job(args.job, args.folder)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        me = [sys.executable, __file__, "--seconds", str(args.seconds), "--folder", tmp, "--job"]
-        subprocess.run(me + ["make"], check=True)
-        os.environ["UPMIX_CACHE"] = str(Path(tmp) / "cache")  # starts empty: the first job prepares
-        rows = {name: timed(me + [key]) for name, key in (("static, cold", "static"), ("static, cached", "static"),
-                                                          ("moving objects", "moving"))}
-    print(f"\n8 objects x {args.seconds:g} s at {RATE} Hz -> binaural (MIT KEMAR), {os.cpu_count()} CPUs\n")
-    print_jobs(rows, args.seconds)
+    jobs = [("static, cold", "static"), ("static, cached", "static"), ("moving objects", "moving")]
+    benchmark_main(__doc__, __file__, make, job, jobs,
+                   lambda seconds: f"8 objects x {seconds:g} s at {RATE} Hz -> binaural (MIT KEMAR)", fresh_cache=True)
+
 
 if __name__ == "__main__":
     main()

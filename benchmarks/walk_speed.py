@@ -12,15 +12,10 @@ microphone, reflections to order 3, no tail, no movement).
 
 from __future__ import annotations
 
-import argparse
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-from jobs import print_jobs, timed
+from jobs import benchmark_main
 
 RATE = 48000
 SEATS = [(10, 34, 2.1), (13, 36, 2.1), (19, 36, 2.1), (21, 34, 1.8), (15, 38.6, 2.3), (17, 38.6, 2.3),
@@ -77,26 +72,12 @@ def job(name: str, folder: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--job", help=argparse.SUPPRESS)
-    ap.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.job == "make":
-        make(args.folder, args.seconds)
-        return
-    if args.job:
-        job(args.job, args.folder)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        me = [sys.executable, __file__, "--seconds", str(args.seconds), "--folder", tmp, "--job"]
-        subprocess.run(me + ["make"], check=True)
-        jobs = {"binaural": "walk -> binaural", "7.1.4": "walk -> 7.1.4", "binaural:still": "still -> binaural",
-                "7.1.4:still": "still -> 7.1.4", "pyroomacoustics": "pyroomacoustics simulate (still, 1 mic)"}
-        rows = {label: timed(me + [name]) for name, label in jobs.items()}
-    print(f"\n8 sources x {args.seconds:g} s at {RATE} Hz, listener walking 36 m through a 32 x 44 x 18 m hall "
-          f"(RT60 2 s, reflections to order 3 + tail), {os.cpu_count()} CPUs\n")
-    print_jobs(rows, args.seconds)
+    jobs = [("walk -> binaural", "binaural"), ("walk -> 7.1.4", "7.1.4"), ("still -> binaural", "binaural:still"),
+            ("still -> 7.1.4", "7.1.4:still"), ("pyroomacoustics simulate (still, 1 mic)", "pyroomacoustics")]
+    benchmark_main(__doc__, __file__, make, job, jobs, lambda seconds: (
+        f"8 sources x {seconds:g} s at {RATE} Hz, listener walking 36 m through a 32 x 44 x 18 m hall "
+        "(RT60 2 s, reflections to order 3 + tail)"))
+
 
 if __name__ == "__main__":
     main()
