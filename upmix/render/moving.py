@@ -29,14 +29,13 @@ import numpy as np
 import scipy.interpolate
 import torch
 
-from ..dsp import BlockConvolver, LowPass, decorrelation_filters
 from ..geometry import SPEED_OF_SOUND, normalise, rotate_yaw
 from ..scene import Keyframe, Scene
 from ..stft import resolve_device
 from .binaural import MOVE_BLOCK, MovingBinaural
 from .convolution import PartitionedConvolver
 from .delaylines import DelayLines
-from .renderer import DIFFUSE_TAPS, LFE_CUTOFF, LFE_GAIN, Source, _DelayedSource
+from .renderer import Beds, Source, _DelayedSource
 from .room import RoomAcoustics, acoustics, early_responses, images, tail_response
 from .targets import AmbisonicsTarget, BinauralTarget, Target
 
@@ -253,19 +252,9 @@ class SpatialRenderer:
             tail = PartitionedConvolver(1, n_ch, SEGMENT, dev)
             tail.set_responses(ir[None].astype(np.float32))
             tail_len = max(tail_len, responses.shape[-1], ir.shape[-1]) + SEGMENT
-        diffuse = None
         shares = np.sqrt(np.array([o.diffuse for o in self.scene.objects])[obj])
-        if shares.any():
-            around = target.diffuse_directions()
-            taps = int(DIFFUSE_TAPS * rate / 48000)
-            spread = target.mixer(around, np.zeros(len(around)), np.full(len(around), 1 / np.sqrt(len(around))), rate)
-            diffuse = (mono * shares.astype(np.float32), BlockConvolver(decorrelation_filters(len(around), taps)),
-                       spread)
-            tail_len = max(tail_len, taps + spread.tail)
-        lfe = None
-        if self.lfe:
-            idx = target.lfe_indices
-            lfe = (idx, (mono * LFE_GAIN / len(idx)).astype(np.float32), LowPass(rate, LFE_CUTOFF))
+        beds = Beds(target, rate, mono * shares, mono, self.lfe)
+        tail_len = max(tail_len, beds.tail)
         emitted, total, start = 0, None, 0
         while total is None or emitted < total:
             x = np.concatenate([r.read(SEGMENT) for r in readers]).astype(np.float32)
@@ -292,10 +281,7 @@ class SpatialRenderer:
                 early = reflections.process(x * dry[:, None]).cpu().numpy()
                 out += decoder.process(early) if decoder is not None else early
                 out += tail.process(((mono * dry) @ x)[None]).cpu().numpy()
-            if diffuse is not None:
-                out += diffuse[2].process(diffuse[1].process(diffuse[0] @ x))
-            if lfe is not None:
-                out[lfe[0]] += lfe[2].process(lfe[1] @ x)
+            beds.add(out, x)
             if total is None and all(r.done for r in readers):
                 total = max(r.length for r in readers) + tail_len
             if total is not None:

@@ -171,6 +171,45 @@ class _DelayedSource:
         return self.exhausted and self._pending.shape[1] == 0
 
 
+class Beds:
+    """What a renderer adds to its voices besides their own sound: the diffuse share of objects,
+    spread all round through decorrelation filters, and the LFE feed (the low-passed mix, -10 dB).
+
+    Args:
+        target: output target.
+        sample_rate: Hz.
+        diffuse: per-voice weights (voices,) of the diffuse feed (all zero: none).
+        mono: per-voice weights (voices,) that mix the voices into the LFE feed.
+        lfe: feed the target's LFE channels.
+    """
+
+    def __init__(self, target: Target, sample_rate: int, diffuse: np.ndarray, mono: np.ndarray, lfe: bool) -> None:
+        self.tail = 0
+        self._diffuse = self._lfe = None
+        if np.any(diffuse):
+            around = target.diffuse_directions()
+            taps = int(DIFFUSE_TAPS * sample_rate / 48000)
+            spread = target.mixer(around, np.zeros(len(around)), np.full(len(around), 1 / np.sqrt(len(around))),
+                                  sample_rate)
+            self._diffuse = (np.asarray(diffuse, dtype=np.float32),
+                             BlockConvolver(decorrelation_filters(len(around), taps)), spread)
+            self.tail = taps - 1 + spread.tail
+        if lfe:
+            idx = target.lfe_indices
+            self._lfe = (idx, (np.asarray(mono) * LFE_GAIN / len(idx)).astype(np.float32),
+                         LowPass(sample_rate, LFE_CUTOFF))
+
+    def add(self, out: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Add the beds of one block of voices `x` (voices, n) to `out` (channels, n); returns `out`."""
+        if self._diffuse is not None:
+            weights, decorrelate, spread = self._diffuse
+            out += spread.process(decorrelate.process(weights @ x))
+        if self._lfe is not None:
+            idx, weights, low_pass = self._lfe
+            out[idx] += low_pass.process(weights @ x)
+        return out
+
+
 class SceneRenderer:
     """Render a scene's objects to a target from the listener's position and yaw.
 
@@ -236,28 +275,13 @@ class SceneRenderer:
         tail = mixer.tail
         # per-voice weights that turn the voices back into each object's mono signal x gain
         mono = np.concatenate([np.full(p.voices, p.gain / p.voices) for p in plans])
-        diffuse = None
-        if any(p.obj.diffuse > 0 for p in plans):
-            share = mono * np.concatenate([np.full(p.voices, np.sqrt(p.obj.diffuse)) for p in plans])
-            around = self.target.diffuse_directions()
-            taps = int(DIFFUSE_TAPS * rate / 48000)
-            decorrelate = BlockConvolver(decorrelation_filters(len(around), taps))
-            spread = self.target.mixer(around, np.zeros(len(around)), np.full(len(around), 1 / np.sqrt(len(around))),
-                                       rate)
-            diffuse = (share.astype(np.float32), decorrelate, spread)
-            tail = max(tail, taps - 1 + spread.tail)
-        lfe = None
-        if self.lfe:
-            lfe_idx = self.target.lfe_indices
-            lfe = (lfe_idx, (mono * LFE_GAIN / len(lfe_idx)).astype(np.float32), LowPass(rate, LFE_CUTOFF))
+        share = mono * np.concatenate([np.full(p.voices, np.sqrt(p.obj.diffuse)) for p in plans])
+        beds = Beds(self.target, rate, share, mono, self.lfe)
+        tail = max(tail, beds.tail)
         emitted, total = 0, None
         while total is None or emitted < total:
             x = np.concatenate([s.read(self.block) for s in sources])
-            out = mixer.process(x)
-            if diffuse is not None:
-                out += diffuse[2].process(diffuse[1].process(diffuse[0] @ x))
-            if lfe is not None:
-                out[lfe[0]] += lfe[2].process(lfe[1] @ x)
+            out = beds.add(mixer.process(x), x)
             if total is None and all(s.done for s in sources):
                 total = max(s.length for s in sources) + tail
             if total is not None:
