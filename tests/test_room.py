@@ -6,6 +6,7 @@ import pytest
 import scipy.signal
 
 from upmix import audio
+from upmix.analysis import reverberation_time
 from upmix.geometry import SPEED_OF_SOUND, cartesian
 from upmix.layouts import get_layout
 from upmix.pipeline import render_scene
@@ -38,14 +39,7 @@ def impulse_responses(tmp_path_factory):
 
 
 def t30(y: np.ndarray, centre: float) -> float:
-    """RT60 (s) from the -5..-35 dB slope of the Schroeder decay of y's octave band around `centre`."""
-    sos = scipy.signal.butter(3, [centre / np.sqrt(2), centre * np.sqrt(2)], "bandpass", fs=RATE, output="sos")
-    energy = (scipy.signal.sosfiltfilt(sos, y, axis=-1) ** 2).sum(axis=0)
-    edc = np.cumsum(energy[::-1])[::-1]
-    edc = 10 * np.log10(edc / edc[0] + 1e-30)
-    a, b = np.argmax(edc < -5), np.argmax(edc < -35)
-    slope = np.polyfit(np.arange(a, b) / RATE, edc[a:b], 1)[0]
-    return -60.0 / slope
+    return reverberation_time(y, RATE, centre)
 
 
 @pytest.mark.parametrize("fmt", ["4+7+0", "binaural"])

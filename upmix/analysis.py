@@ -4,6 +4,8 @@
 - `fold_down_snr`: the ITU stereo fold-down of a multichannel signal against a reference, dB.
 - `protocol_signal`: panned noise bursts, decorrelated and anti-phase noise, and five
   simultaneous panned tones (the protocol of `benchmarks/upmix_quality.py`).
+- `reverberation_time`: RT60 of an impulse response in an octave band from its T30 (ISO 3382).
+- `out_of_tone_db`: the worst short-time share of energy away from a test tone (clicks, splatter).
 
 Angles are degrees, azimuth anticlockwise from the front.
 """
@@ -113,6 +115,30 @@ def band(audio: np.ndarray, sample_rate: int, freq: float, width_octaves: float 
     lo, hi = freq * 2 ** (-width_octaves / 2), freq * 2 ** (width_octaves / 2)
     sos = scipy.signal.butter(4, [lo, hi], btype="bandpass", fs=sample_rate, output="sos")
     return scipy.signal.sosfiltfilt(sos, audio, axis=-1)
+
+
+def reverberation_time(ir: np.ndarray, sample_rate: int, centre: float) -> float:
+    """RT60 in seconds from the T30 of an impulse response (channels, frames) in the octave band
+    around `centre` Hz: the -5 to -35 dB slope of the Schroeder decay of all channels' energy."""
+    sos = scipy.signal.butter(3, [centre / math.sqrt(2), centre * math.sqrt(2)], "bandpass", fs=sample_rate,
+                              output="sos")
+    energy = (scipy.signal.sosfiltfilt(sos, np.atleast_2d(ir).astype(float), axis=-1) ** 2).sum(axis=0)
+    decay = np.cumsum(energy[::-1])[::-1]
+    decay = 10 * np.log10(decay / decay[0] + 1e-30)
+    a, b = int(np.argmax(decay < -5)), int(np.argmax(decay < -35))
+    slope = np.polyfit(np.arange(a, b) / sample_rate, decay[a:b], 1)[0]
+    return -60.0 / slope
+
+
+def out_of_tone_db(audio: np.ndarray, sample_rate: int, freq: float, guard: float = 400.0) -> float:
+    """The worst frame's energy more than `guard` Hz away from a tone at `freq` Hz, in dB relative
+    to the energy near it (all channels, 1024-sample Blackman-Harris frames every 128 samples).
+    A clean, slowly changing tone scores below -80 dB; a click or a switched filter shows up."""
+    f, _, spec = scipy.signal.stft(np.atleast_2d(audio), sample_rate, window="blackmanharris", nperseg=1024,
+                                   noverlap=1024 - 128, boundary=None)
+    power = (np.abs(spec) ** 2).sum(axis=0)
+    near = np.abs(f - freq) < guard
+    return float(10 * np.log10((power[~near].sum(axis=0) / power[near].sum(axis=0)).max()))
 
 
 @dataclass(frozen=True)
