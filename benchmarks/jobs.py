@@ -30,13 +30,15 @@ def timed(cmd: list[str]) -> tuple[float, float, float]:
     return own, wall, usage.ru_maxrss / 1024
 
 
-def print_jobs(rows: dict[str, tuple[float, float, float]], seconds: float) -> None:
-    """A table of `timed` results for jobs that each processed `seconds` of audio."""
+def print_jobs(rows: dict[str, tuple[float, float, float]], seconds: float | dict[str, float]) -> None:
+    """A table of `timed` results for jobs that each processed `seconds` of audio (one figure for
+    all, or one per job)."""
     w = max(map(len, rows))
     print(f"| {'job':{w}} | {'job s':>6} | {'x real time':>11} | {'process s':>9} | {'peak RSS MiB':>12} |")
     print(f"|{'-' * (w + 2)}|{'-' * 8}|{'-' * 13}|{'-' * 11}|{'-' * 14}|")
     for name, (own, wall, rss) in rows.items():
-        print(f"| {name:{w}} | {own:6.2f} | {seconds / own:11.1f} | {wall:9.2f} | {rss:12.0f} |")
+        audio = seconds[name] if isinstance(seconds, dict) else seconds
+        print(f"| {name:{w}} | {own:6.2f} | {audio / own:11.1f} | {wall:9.2f} | {rss:12.0f} |")
 
 
 def benchmark_main(doc: str, script: str, make: Callable[[Path, float], None], job: Callable[[str, Path], None],

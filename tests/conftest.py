@@ -29,3 +29,21 @@ def require_ffmpeg():
     if os.environ.get("UPMIX_REQUIRE_FFMPEG") == "1":
         pytest.fail("ffmpeg/ffprobe are required here (UPMIX_REQUIRE_FFMPEG=1) but not installed")
     pytest.skip("ffmpeg not installed")
+
+
+def require_fluidsynth():
+    """Skip without FluidSynth and the test SoundFonts, unless CI asks for them
+    (UPMIX_REQUIRE_FLUIDSYNTH=1): then fail."""
+    from upmix.errors import UpmixError
+    from upmix.separation.data import find_soundfonts
+
+    try:
+        import fluidsynth  # noqa: F401
+
+        find_soundfonts("test")
+        return
+    except (ImportError, OSError, UpmixError) as e:
+        reason = f"FluidSynth or the test SoundFonts are missing ({e})"
+    if os.environ.get("UPMIX_REQUIRE_FLUIDSYNTH") == "1":
+        pytest.fail(reason + " but UPMIX_REQUIRE_FLUIDSYNTH=1")
+    pytest.skip(reason)

@@ -6,6 +6,7 @@
   simultaneous panned tones (the protocol of `benchmarks/upmix_quality.py`).
 - `reverberation_time`: RT60 of an impulse response in an octave band from its T30 (ISO 3382).
 - `out_of_tone_db`: the worst short-time share of energy away from a test tone (clicks, splatter).
+- `si_sdr`, `sdr`: separation quality of an estimate against its reference, dB.
 
 Angles are degrees, azimuth anticlockwise from the front.
 """
@@ -139,6 +140,22 @@ def out_of_tone_db(audio: np.ndarray, sample_rate: int, freq: float, guard: floa
     power = (np.abs(spec) ** 2).sum(axis=0)
     near = np.abs(f - freq) < guard
     return float(10 * np.log10((power[~near].sum(axis=0) / power[near].sum(axis=0)).max()))
+
+
+def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al. 2019) of an estimate of
+    a reference (same shape; channels are concatenated)."""
+    e, r = np.ravel(estimate).astype(float), np.ravel(reference).astype(float)
+    e, r = e - e.mean(), r - r.mean()
+    target = (e @ r) / max(r @ r, 1e-20) * r
+    return float(10 * np.log10(max(target @ target, 1e-20) / max((e - target) @ (e - target), 1e-20)))
+
+
+def sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
+    """Signal-to-distortion ratio in dB as the music separation challenges report it (the
+    reference's energy over the error's, no scaling)."""
+    e, r = np.ravel(estimate).astype(float), np.ravel(reference).astype(float)
+    return float(10 * np.log10(max(r @ r, 1e-20) / max((e - r) @ (e - r), 1e-20)))
 
 
 @dataclass(frozen=True)

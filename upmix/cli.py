@@ -169,6 +169,11 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
         bits: str = typer.Option("24", "--bits", help="16, 24 or float."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural (default: MIT KEMAR)."),
+        separator: str = typer.Option("auto", "--separator",
+                                      help="auto (spatial for stereo, mono for mono), spatial, mono, orchestra "
+                                           "(strings/woodwinds/brass/other, seated on the orchestra preset or "
+                                           "the --scene's families) or demucs[:NAME]."),
+        weights: Path | None = typer.Option(None, "--weights", help="Separator weights (see upmix separate)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Upmix a mono or stereo recording to a speaker layout, headphones or Ambisonics (AmbiX
     input is decoded)."""
@@ -181,7 +186,8 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
     with _progress("upmixing", not quiet) as progress:
         report = upmix_file(source, output, format=format, options=options, exact_downmix=exact_downmix,
                             lfe=lfe, scene_file=scene, walk=walk, doppler=doppler, device=device,
-                            sample_rate=sample_rate, bits=bits, hrtf=_path(hrtf), progress=progress)
+                            sample_rate=sample_rate, bits=bits, hrtf=_path(hrtf), separator=separator,
+                            weights=_path(weights), progress=progress)
     for warning in report["warnings"]:
         err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
     if not quiet:
@@ -237,6 +243,31 @@ def binauralize(source: Path = typer.Argument(..., metavar="INPUT", help="Speake
         err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
     if not quiet:
         _wrote(output, f"binaural from {report['input_layout']}", report, report_path(output))
+
+
+@app.command()
+@handles_errors
+def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo recording (any format)."),
+             output: Path = typer.Option(..., "-o", "--output", help="Folder for the stems (made if missing)."),
+             model: str = typer.Option("orchestra", "--model", "-m",
+                                       help="orchestra (strings, woodwinds, brass, other), spatial, mono, or "
+                                            "demucs[:NAME] with weights you have."),
+             weights: Path | None = typer.Option(None, "--weights", help="orchestra: a safetensors file; "
+                                                                           "demucs: a folder of its weights."),
+             bits: str = typer.Option("24", "--bits", help="16, 24 or float."),
+             device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
+    """Separate a recording into stems (one WAV each, adding back up to the input) and a report."""
+    from .separate import separate_file
+
+    _check_choices(bits, device)
+    with _progress("separating", not quiet) as progress:
+        report = separate_file(source, output, model=model, device=device, weights=_path(weights), bits=bits,
+                               progress=progress)
+    if not quiet:
+        names = ", ".join(s["name"] for s in report["stems"])
+        out.print(f"wrote {len(report['stems'])} stems ({names}) to {output}, adding up to the input at "
+                  f"{report['mix_snr_db']} dB SNR; {report['realtime_factor']}x real time", highlight=False)
 
 
 def _check_choices(bits: str | None, device: str) -> None:

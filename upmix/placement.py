@@ -266,3 +266,32 @@ def seat_ambience(scene: Scene, stems: list[StemSpec]) -> Scene:
     extra = tuple(SceneObject(name=s.name, stem=s.name, position=tuple(float(c) for c in start), diffuse=1.0)
                   for s in stems)
     return replace(scene, objects=scene.objects + extra)
+
+
+def seat_families(scene: Scene, stems: list[StemSpec]) -> Scene:
+    """The scene with one object per separated stem, seated where the objects of its `family` sit.
+
+    A stem goes to the centroid of its family's objects, as wide (seen from the listener's starting
+    place) as they spread plus their own widths, at most 120 degrees; a stereo stem keeps its left
+    and right across that width. A stem no object claims sits at the centroid of all of them, as
+    wide as the whole stage. Objects that play files stay; objects of stems that the separation does
+    not produce are dropped.
+    """
+    from dataclasses import replace
+
+    from .geometry import angle_between
+
+    start = scene.listener.path[0].position if scene.listener.path else scene.listener.position
+    seated = [o for o in scene.objects if o.stem is not None]
+    if not any(o.family for o in seated):
+        raise UpmixError("the scene's objects name no `family` to seat the separated stems on", scene.source)
+
+    def place(name: str, group: list[SceneObject]) -> SceneObject:
+        points = np.array([o.position for o in group])
+        centre = points.mean(axis=0)
+        spread = angle_between(points - np.asarray(start), centre - np.asarray(start))
+        width = min(120.0, 2 * float(spread.max()) + float(np.mean([o.width for o in group])))
+        return SceneObject(name=name, position=tuple(float(c) for c in centre), stem=name, width=width)
+
+    objects = [place(s.name, [o for o in seated if o.family == s.name] or seated) for s in stems]
+    return replace(scene, objects=tuple(objects) + tuple(o for o in scene.objects if o.stem is None))

@@ -10,7 +10,7 @@ import numpy as np
 from . import __version__
 from .audio import BlockReader, probe
 from .errors import UpmixError
-from .layouts import get_layout
+from .layouts import get_layout, presets_dir
 from .pipeline import (
     Progress,
     ambix_order,
@@ -24,7 +24,15 @@ from .pipeline import (
     write_json,
     write_rendered,
 )
-from .placement import STEREO_HALF_ANGLE, Stage, StageOptions, scene_layout, seat_ambience, stage_scene
+from .placement import (
+    STEREO_HALF_ANGLE,
+    Stage,
+    StageOptions,
+    scene_layout,
+    seat_ambience,
+    seat_families,
+    stage_scene,
+)
 from .render.downmix import fold_down_matrix
 from .render.renderer import StemStream, file_source
 from .render.targets import SpeakerTarget, get_target
@@ -80,15 +88,18 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
                exact_downmix: bool = False, lfe: bool = False, scene_file: Path | None = None,
                walk: Path | None = None, doppler: bool | None = None, device: str = "auto",
                sample_rate: int | None = None, bits: str = "24", hrtf: str | None = None,
-               progress: Progress | None = None) -> dict:
+               separator: str = "auto", weights: str | None = None, progress: Progress | None = None) -> dict:
     """Upmix a mono or stereo file to a layout (the `upmix run` job); returns the report.
 
-    The recording is separated into direct and ambience stems (`upmix.separation`) and rendered:
-    on the default stage, each stem on its speaker; or, with `scene_file`, seated on the scene:
-    the direct sound goes to the scene's objects by where they sit across the stage as seen from
-    the listener's starting place (stage left is the recording's left), the ambience to two
-    diffuse objects, and the scene's room and paths (or the `walk` file) take over. A JSON report
-    goes beside the output.
+    With the default separator (``auto``: ``spatial`` for stereo, ``mono`` for mono) the recording
+    is separated into direct and ambience stems (`upmix.separation`) and rendered: on the default
+    stage, each stem on its speaker; or, with `scene_file`, seated on the scene: the direct sound
+    goes to the scene's objects by where they sit across the stage as seen from the listener's
+    starting place (stage left is the recording's left), the ambience to two diffuse objects, and
+    the scene's room and paths (or the `walk` file) take over. A source separator (``orchestra``,
+    ``demucs``) gives stems that are seated where the scene's objects of their `family` sit
+    (``orchestra`` without a scene: the orchestra preset), or without a scene on their suggested
+    directions. A JSON report goes beside the output.
     """
     start = time.perf_counter()
     options = options or StageOptions()
@@ -99,6 +110,9 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
     if info.channels > 2:
         raise UpmixError(f"upmix run takes mono, stereo or AmbiX input; this file has {info.channels} channels",
                          source)
+    families = separator not in ("auto", "spatial", "mono")
+    if families and scene_file is None and separator == "orchestra":
+        scene_file = presets_dir() / "scenes" / "orchestra.yaml"
     scene = load_scene(scene_file) if scene_file is not None else None
     if scene is not None:
         scene = with_options(scene, walk, doppler)
@@ -108,18 +122,23 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
     bits = bits or (scene.output.bits if scene else None) or "24"
     if output.resolve() == source.resolve():
         raise UpmixError("output would overwrite the input", output)
-    mono = info.channels == 1 or is_dual_mono(source)
+    mono = separator == "mono" or info.channels == 1 or (separator == "auto" and is_dual_mono(source))
     speakers = isinstance(target, SpeakerTarget)
-    if scene is not None:  # seat the recording on the scene's objects
-        stage = Stage(scene_layout(scene), StageOptions(width=STEREO_HALF_ANGLE, center=0.0, ambience_front=0.0))
-    else:  # headphones and Ambisonics get the stage of a virtual 7.1.4 layout, from its directions
-        stage = Stage(target.layout if speakers else get_layout(VIRTUAL_STAGE), options)
-    from .separation import upmix_separator  # imports torch (seconds): only once the input is known good
+    from .separation import get_separator, upmix_separator  # imports torch (seconds): only once the input is good
 
-    separator = upmix_separator("mono" if mono else "spatial", stage, device, exact_downmix)
-    specs = separator.specs()
+    if families:
+        sep = get_separator(separator, device=device, weights=weights)
+    else:
+        if scene is not None:  # seat the recording on the scene's objects
+            stage = Stage(scene_layout(scene), StageOptions(width=STEREO_HALF_ANGLE, center=0.0, ambience_front=0.0))
+        else:  # headphones and Ambisonics get the stage of a virtual 7.1.4 layout, from its directions
+            stage = Stage(target.layout if speakers else get_layout(VIRTUAL_STAGE), options)
+        if separator == "spatial" and mono:
+            raise UpmixError("the spatial separator needs a stereo recording; this one is mono", source)
+        sep = upmix_separator("mono" if mono else "spatial", stage, device, exact_downmix)
+    specs = sep.specs()
     reader = BlockReader(source, sample_rate=rate)
-    meter = _FoldDownMeter(fold_down_matrix(target.layout)) if scene is None and speakers else None
+    meter = _FoldDownMeter(fold_down_matrix(target.layout)) if scene is None and speakers and not families else None
 
     def input_blocks():
         for block in reader:
@@ -127,10 +146,13 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
                 meter.feed_input(np.repeat(block[:1], 2, axis=0) if mono else block)
             yield block[:1] if mono else block
 
-    stems = StemStream(separator.stream(input_blocks(), rate), [s.name for s in specs], reader.frames)
+    stems = StemStream(sep.stream(input_blocks(), rate), [s.name for s in specs], reader.frames)
     if scene is None:
         scene = stage_scene(specs)
         sources = [stems.source(o.stem) for o in scene.objects]
+    elif families:
+        scene = seat_families(scene, specs)
+        sources = [file_source(o, None, rate) if o.stem is None else stems.source(o.stem) for o in scene.objects]
     else:
         scene = seat_ambience(scene, [s for s in specs if s.name.startswith(("ambience.", "wide."))])
         sources = [file_source(o, None, rate) if o.stem is None else
@@ -149,7 +171,7 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
         "output": str(output),
         "settings": {"format": target.name, "width_deg": options.width, "center": options.center,
                      "ambience_front": options.ambience_front, "exact_downmix": exact_downmix,
-                     "lfe_from_bass": renderer.lfe, "separator": separator.name, "device": str(separator.device),
+                     "lfe_from_bass": renderer.lfe, "separator": sep.name, "device": str(sep.device),
                      "scene": None if scene_file is None else str(scene_file), "sample_rate": rate, "bits": bits},
         **output_report(target, rate, writer, stats),
         "fold_down_snr_db": meter.snr_db if meter is not None else None,

@@ -12,6 +12,8 @@ Scene files are YAML. Every key but ``objects`` is optional::
         gain_db: 0                      # level in dB
         width: 0                        # spread, degrees of angular diameter (0 = point)
         diffuse: 0                      # 0..1, share of the energy rendered diffuse (or true/false)
+        family: strings                 # optional: the separated stem (instrument family) seated here
+                                        # by `upmix run --separator orchestra` (or demucs: vocals, ...)
         path:                           # optional: the object moves (keyframes, seconds, metres)
           - {time: 0, position: [8.2, 11.5, 1.9]}
     listener:
@@ -76,6 +78,7 @@ class SceneObject:
     width: float = 0.0
     diffuse: float = 0.0
     path: tuple[Keyframe, ...] = ()
+    family: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ def load_path(path: str | Path, room: Room | None = None) -> tuple[Keyframe, ...
 
 
 def _object(node: Node, listener: Listener, room: Room | None, base: Path) -> SceneObject:
-    node.mapping({"stem", "file", "name", "position", "gain_db", "width", "diffuse", "path"})
+    node.mapping({"stem", "file", "name", "position", "gain_db", "width", "diffuse", "path", "family"})
     if node.has("stem") == node.has("file"):
         raise node.error("needs exactly one of 'stem' (a stem name) or 'file' (an audio file)")
     stem = file = None
@@ -220,9 +223,13 @@ def _object(node: Node, listener: Listener, room: Room | None, base: Path) -> Sc
     diffuse = (float(diffuse_node.boolean()) if isinstance(diffuse_node.value, bool)
                else diffuse_node.number(0, 1))
     path = _keyframes(node.get("path"), room, with_yaw=False) if node.has("path") else ()
+    family = node.get("family").string() if node.has("family") else None
+    if family is not None and not _STEM_NAME.match(family):
+        raise node.get("family").error(f"{family!r} is not a stem name (letters, digits, _ . + - only)")
     return SceneObject(name=str(node.get("name", default_name).string()), position=position,
                        stem=stem, file=file, gain_db=node.get("gain_db", 0.0).number(-120, 40, unit="dB"),
-                       width=node.get("width", 0.0).number(0, 360, unit="degrees"), diffuse=diffuse, path=path)
+                       width=node.get("width", 0.0).number(0, 360, unit="degrees"), diffuse=diffuse, path=path,
+                       family=family)
 
 
 def _material(node: Node) -> str | float:

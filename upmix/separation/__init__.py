@@ -1,15 +1,31 @@
-"""Separation backends behind one protocol (`Separator`), chosen by name."""
+"""Separation backends behind one protocol (`Separator`), chosen by name.
+
+| name | stems | how |
+|---|---|---|
+| ``spatial`` | speaker feeds of a stage (``direct.M+030``, ``ambience.U+045``, ...) | training-free, stereo |
+| ``mono`` | the same for mono recordings | training-free |
+| ``orchestra`` | ``strings``, ``woodwinds``, ``brass``, ``other`` | the shipped band-split RNN |
+| ``demucs`` | ``drums``, ``bass``, ``other``, ``vocals`` | Demucs weights you already have |
+
+Every backend's stems add back up to its input (`Separator.mix`: a sum, or for the stage
+separators with ``exact_downmix`` the ITU fold-down).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import UpmixError
 from ..placement import Stage
-from .base import Separator, StemSpec
+from .base import Separator, Stems, StemSpec, add_up
 from .mono import MonoSeparator
 from .spatial import SpatialSeparator
 
 UPMIX_SEPARATORS = {"spatial": SpatialSeparator, "mono": MonoSeparator}
 """Training-free separators that place a recording on a stage, by name."""
+
+SEPARATORS = ("spatial", "mono", "orchestra", "demucs")
+"""Every backend, by name."""
 
 
 def upmix_separator(name: str, stage: Stage, device: str = "auto", exact_downmix: bool = False) -> Separator:
@@ -21,4 +37,28 @@ def upmix_separator(name: str, stage: Stage, device: str = "auto", exact_downmix
     return cls(stage, device=device, exact_downmix=exact_downmix)
 
 
-__all__ = ["Separator", "StemSpec", "SpatialSeparator", "MonoSeparator", "upmix_separator"]
+def get_separator(name: str, *, stage: Stage | None = None, device: str = "auto",
+                  weights: str | Path | None = None) -> Separator:
+    """A backend by name. `stage` places the stage separators' feeds (default: a 7.1.4 stage; they
+    are made with ``exact_downmix`` so their feeds fold back to the input); `weights` is a
+    safetensors file for ``orchestra`` or a folder of Demucs models for ``demucs``."""
+    if name in UPMIX_SEPARATORS:
+        if stage is None:
+            from ..layouts import get_layout
+            from ..placement import StageOptions
+
+            stage = Stage(get_layout("7.1.4"), StageOptions())
+        return upmix_separator(name, stage, device, exact_downmix=True)
+    if name == "orchestra":
+        from .orchestra import OrchestraSeparator
+
+        return OrchestraSeparator(device=device, weights=weights)
+    if name == "demucs" or name.startswith("demucs:"):
+        from .demucs import DemucsSeparator
+
+        return DemucsSeparator(name.partition(":")[2] or "htdemucs", repo=weights, device=device)
+    raise UpmixError(f"unknown separator {name!r}; known: {', '.join(SEPARATORS)}")
+
+
+__all__ = ["Separator", "StemSpec", "Stems", "SpatialSeparator", "MonoSeparator", "SEPARATORS", "add_up",
+           "get_separator", "upmix_separator"]

@@ -4,6 +4,10 @@ A separator streams: `stream` takes blocks of the input (float32, (channels, fra
 block by block, a dict of stem name -> (channels, frames) arrays of the same length as the input
 consumed so far, so memory stays bounded for inputs of any length. `separate` is the whole-array
 convenience on top. Each stem comes with a `StemSpec`: where the separator suggests it be placed.
+
+Every backend's stems add back up to its input: `mix` says how (a plain sum for source stems, the
+ITU fold-down for the speaker feeds of the stage separators), and what a model misses is shared out
+among the stems (`add_up`) rather than lost.
 """
 
 from __future__ import annotations
@@ -14,8 +18,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import torch
 
 from ..audio import DEFAULT_BLOCK
+
+Stems = dict[str, np.ndarray]
+"""Stem name -> (channels, frames) float32 audio."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,11 @@ class Separator(ABC):
     def stream(self, blocks: Iterable[np.ndarray], sample_rate: int) -> Iterator[dict[str, np.ndarray]]:
         """Separate a stream of (channels, frames) blocks; yields dicts of stem blocks."""
 
-    def separate(self, audio: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
+    def mix(self, stems: Stems) -> np.ndarray:
+        """The stems added back up into the input they came from: their sum."""
+        return np.sum([stems[s.name] for s in self.specs()], axis=0)
+
+    def separate(self, audio: np.ndarray, sample_rate: int) -> Stems:
         """Separate a whole (channels, frames) array; returns stem name -> (channels, frames)."""
         audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
         blocks = (audio[:, i:i + DEFAULT_BLOCK] for i in range(0, audio.shape[1], DEFAULT_BLOCK))
@@ -51,3 +63,20 @@ class Separator(ABC):
             for name, block in out.items():
                 parts.setdefault(name, []).append(block)
         return {name: np.concatenate(p, axis=1) for name, p in parts.items()}
+
+
+def add_up(stems: torch.Tensor, mix: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """Stems (targets, channels, n) corrected to add up to `mix` (channels, n): per STFT bin, what
+    they miss is shared out by their power there (`upmix.separation.model.consistent`)."""
+    from .model import consistent
+
+    window = torch.hann_window(n_fft, device=mix.device)
+    hop = n_fft // 4
+
+    def stft(x: torch.Tensor) -> torch.Tensor:
+        return torch.stft(x.reshape(-1, x.shape[-1]), n_fft, hop, window=window, return_complex=True)
+
+    spec = consistent(stft(stems).reshape(1, stems.shape[0], stems.shape[1], -1, stft(mix[:1]).shape[-1]),
+                      stft(mix)[None])[0]
+    out = torch.istft(spec.reshape(-1, *spec.shape[-2:]), n_fft, hop, window=window, length=mix.shape[-1])
+    return out.reshape(stems.shape)

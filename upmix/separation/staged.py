@@ -156,6 +156,13 @@ class StagedSeparator(Separator):
         if out:
             yield out
 
+    def mix(self, stems: dict[str, np.ndarray]) -> np.ndarray:
+        """The ITU fold-down of the speaker feeds to stereo: the input again with `exact_downmix`
+        (mono input: both channels of it)."""
+        dests, specs = self.stage.dests, self.specs()
+        fold = np.array([dests[self._dest_of(sp.name)].fold for sp in specs]).T
+        return fold @ np.concatenate([stems[sp.name] for sp in specs], axis=0)
+
     def _dest_of(self, stem: str) -> int:
         name = stem.split(".", 1)[1]
         return next(i for i, d in enumerate(self.stage.dests) if d.name == name)

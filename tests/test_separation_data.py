@@ -1,0 +1,132 @@
+"""The separation training data: FluidSynth renders the notes, stems add up to the mix whatever the
+augmentation, works and SoundFonts split cleanly, and training runs, scores and resumes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import require_fluidsynth
+from upmix.separation.data import (
+    FAMILIES,
+    PROGRAMS,
+    SOUNDFONTS,
+    Augment,
+    ExcerptMaker,
+    PartSynth,
+    Work,
+    _parse,
+    find_soundfonts,
+    load_notes,
+    save_notes,
+    split_of,
+)
+
+RATE = 22050
+
+
+@pytest.fixture
+def fonts():
+    require_fluidsynth()
+    return find_soundfonts("test")
+
+
+def chorale_like(work_id="test/one", parts=4, beats=64, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(parts):
+        onsets = np.arange(0, beats, 1.0)
+        pitches = 72 - 7 * k + rng.integers(-3, 4, len(onsets))
+        out.append(np.stack([onsets, np.full(len(onsets), 0.9), pitches], axis=1).astype(np.float32))
+    return Work(work_id, tuple(out))
+
+
+def test_a_note_sounds_at_its_pitch(fonts):
+    synth = PartSynth(fonts[0])
+    x = synth.play(np.array([0.1]), np.array([0.5]), np.array([69]), np.array([100]), program=40, length=RATE)
+    spec = np.abs(np.fft.rfft(x[int(0.15 * RATE):int(0.55 * RATE)] * np.hanning(int(0.4 * RATE))))
+    f = np.fft.rfftfreq(int(0.4 * RATE), 1 / RATE)
+    assert abs(f[np.argmax(spec)] - 440) < 5
+    assert np.abs(x[:int(0.09 * RATE)]).max() < 1e-4  # nothing before the note (FluidSynth dithers)
+    assert np.sqrt((x[-RATE // 10:] ** 2).mean()) < 0.01 * np.sqrt((x[int(0.2 * RATE):int(0.5 * RATE)] ** 2).mean())
+
+
+def test_excerpts_add_up_whatever_the_augmentation(fonts):
+    every = Augment(reverb=1.0, mono=1.0, band_limit=1.0, wow=1.0, hiss=1.0, hum=1.0, crackle=1.0)
+    for augment in (Augment(), every, Augment.none()):
+        maker = ExcerptMaker([chorale_like()], fonts, seconds=2.0, augment=augment, seed=3)
+        for _ in range(3):
+            mix, stems, desc = maker.make()
+            assert mix.shape == (2, 2 * RATE) and stems.shape == (len(FAMILIES), 2, 2 * RATE)
+            np.testing.assert_allclose(stems.sum(axis=0), mix, atol=1e-5)
+            assert 0.2 < np.abs(mix).max() <= 0.9 + 1e-6
+            assert desc["soundfont"] in SOUNDFONTS["test"]
+            assert {p["family"] for p in desc["parts"]} <= set(FAMILIES)
+            for part in desc["parts"]:
+                assert part["program"] in [p for p, _, _ in PROGRAMS[part["family"]]]
+        if augment is every:  # mono fold-down: both channels equal
+            np.testing.assert_allclose(mix[0], mix[1], atol=1e-6)
+
+
+def test_noises_go_to_other(fonts):
+    quiet = Augment.none()
+    noisy = Augment(transpose=0, gain_db=0.0, tilt_db=0.0, reverb=0.0, mono=0.0, band_limit=0.0, wow=0.0,
+                    hiss=1.0, hum=1.0, crackle=1.0)
+    a = ExcerptMaker([chorale_like()], fonts[:1], 2.0, quiet, seed=5).make()
+    b = ExcerptMaker([chorale_like()], fonts[:1], 2.0, noisy, seed=5).make()
+    other = FAMILIES.index("other")
+    for k in range(len(FAMILIES)):  # the same parts, up to the excerpt's normalisation
+        x, y = a[1][k].ravel().astype(float), b[1][k].ravel().astype(float)
+        if k != other and x @ x > 0:
+            assert np.linalg.norm(y - (x @ y) / (x @ x) * x) < 1e-4 * np.linalg.norm(y)
+    x, y = a[1][other].ravel().astype(float), b[1][other].ravel().astype(float)
+    assert np.linalg.norm(y - (x @ y) / max(x @ x, 1e-20) * x) > 1e-3 * np.linalg.norm(y)  # other got the noise
+
+
+def test_splits_and_soundfonts_are_disjoint():
+    ids = [f"bach/bwv{k}.mxl" for k in range(400)]
+    splits = [split_of(i) for i in ids]
+    assert splits == [split_of(i) for i in ids]  # stable
+    assert 0.7 < splits.count("train") / 400 < 0.9 and splits.count("test") > 20
+    assert not set(SOUNDFONTS["train"]) & set(SOUNDFONTS["test"])
+    for k in range(400):  # a work in two formats, or an opus's works, never straddle splits
+        assert split_of(f"bach/bwv{k}.mxl") == split_of(f"bach/bwv{k}.krn") == split_of(f"bach/bwv{k}.krn#3")
+
+
+def test_corpus_parsing_and_note_files(tmp_path):
+    pytest.importorskip("music21")
+    from music21 import corpus
+
+    path = next(str(p) for p in corpus.getCorePaths() if str(p).endswith("bach/bwv66.6.mxl"))
+    [(work_id, parts)] = _parse(path)
+    assert work_id == "bach/bwv66.6.mxl" and len(parts) == 4
+    assert [len(p) for p in parts] == [36, 42, 44, 41]  # 37, 42, 45, 41 notes, ties merged
+    assert all(np.all(np.diff(p[:, 0]) >= 0) and p[:, 2].min() >= 36 for p in parts)
+    save_notes(tmp_path / "n.npz", [Work(work_id, tuple(parts)), chorale_like()])
+    works = load_notes(tmp_path / "n.npz")
+    assert [w.id for w in works] == [work_id, "test/one"] and works[0].length == pytest.approx(36.0)
+
+
+def test_training_runs_scores_and_resumes(tmp_path, fonts):
+    from upmix.separation.train import export_weights, train
+
+    save_notes(tmp_path / "n.npz", [chorale_like(f"w{k}", seed=k) for k in range(60)])
+    cfg = {"run": str(tmp_path / "run"), "seed": 1,
+           "model": {"features": 8, "hidden": 8, "layers": 1, "mask_hidden": 8},
+           "data": {"seconds": 1.0, "workers": 0, "notes": str(tmp_path / "n.npz"), "soundfonts": "test"},
+           "augment": {"reverb": 0.0}, "train": {"batch": 2, "steps": 2, "lr": 0.001},
+           "eval": {"every": 1, "excerpts": 2, "seconds": 1.0}}
+    best = train(cfg, device="cpu")
+    assert np.isfinite(best["si_sdri"])
+    log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [1, 2]
+    cfg["train"]["steps"] = 3
+    train(cfg, device="cpu")  # resumes at step 2
+    log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [1, 2, 3]
+    export_weights(tmp_path / "run/best.pt", tmp_path / "w.safetensors")
+    from upmix.separation.orchestra import OrchestraSeparator
+
+    x = np.random.default_rng(0).standard_normal((2, RATE)).astype(np.float32) * 0.1
+    stems = OrchestraSeparator(device="cpu", weights=tmp_path / "w.safetensors").separate(x, RATE)
+    assert set(stems) == set(FAMILIES)

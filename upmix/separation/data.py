@@ -1,0 +1,460 @@
+"""Training data for the orchestral-family separator, synthesised from packages.
+
+- **Scores**: the multi-part works of music21's bundled corpus (Bach chorales, Palestrina,
+  Monteverdi, the Trecento, Haydn/Mozart/Beethoven quartets, ...), exported once to note lists
+  (`export_notes`, a few minutes): per part, onset and duration in quarter notes and MIDI pitch.
+- **Sound**: every part is played by a General MIDI instrument of a random family through
+  FluidSynth (pyfluidsynth over Debian's libfluidsynth3) with reverb and chorus off, so the parts
+  add up to the mix exactly.
+- **Splits**: works by a hash of their corpus path (80 / 10 / 10 % train / validation / test);
+  SoundFonts by file: FluidR3_GM and MuseScore_General for training and validation, TimGM6mb and
+  the Csound GM bank (sf_GMbank) for testing only; they share no samples with the training ones.
+- **Augmentation** (`Augment`): transposition, tempo, velocity and gain, stereo placement, a
+  gentle EQ tilt and room reverb per stem (pyroomacoustics image sources); on the mix,
+  legacy-recording degradations: band limit, wow and mono fold-down (applied to every stem alike)
+  and hiss, hum and crackle (added to the ``other`` stem), so the stems always add up to the mix.
+- `ExcerptStream`: an endless torch IterableDataset of (mix (2, n), stems (4, 2, n)) excerpts at
+  `SAMPLE_RATE`, rendered on the fly (DataLoader workers must use the ``spawn`` start method:
+  forking after torch is imported deadlocks).
+
+Debian packages: libfluidsynth3, fluid-soundfont-gm and musescore-general-soundfont (training),
+timgm6mb-soundfont and csound-soundfont (testing). ``.ci/run`` installs the test ones;
+``docs/separation.md`` gives the training set-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.signal
+import torch
+
+from ..errors import UpmixError
+
+SAMPLE_RATE = 22050
+"""Rate of the training excerpts and of the model, Hz."""
+
+FAMILIES = ("strings", "woodwinds", "brass", "other")
+"""The stems of the orchestral separator, in order."""
+
+# General MIDI programs (0-based) of each family with the MIDI pitch range they sound well in
+PROGRAMS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "strings": ((40, 55, 100), (41, 48, 88), (42, 36, 76), (43, 28, 67), (44, 36, 96), (45, 36, 91),
+                (48, 36, 96), (49, 36, 96)),
+    "woodwinds": ((68, 58, 91), (69, 52, 81), (70, 34, 75), (71, 50, 91), (72, 74, 105), (73, 60, 96),
+                  (74, 60, 96), (64, 56, 87), (65, 49, 81), (66, 44, 76), (67, 36, 69)),
+    "brass": ((56, 54, 86), (57, 40, 72), (58, 28, 58), (59, 54, 82), (60, 41, 77), (61, 36, 84)),
+    "other": ((0, 21, 108), (1, 21, 108), (6, 29, 89), (8, 60, 108), (11, 53, 89), (12, 45, 96),
+              (13, 65, 108), (19, 24, 96), (20, 36, 96), (24, 40, 83), (46, 24, 103), (47, 38, 57),
+              (52, 40, 84), (53, 40, 84)),
+}
+
+COLLECTIONS = ("bach", "palestrina", "monteverdi", "trecento", "beethoven", "mozart", "haydn", "josquin",
+               "ciconia", "luca", "lusitano", "corelli", "handel", "schubert", "weber", "verdi", "cpebach",
+               "schumann_clara", "schumann_robert", "beach", "chopin", "joplin", "schoenberg", "webern")
+"""music21 corpus folders with multi-part works."""
+
+SOUNDFONT_DIRS = (Path("/usr/share/sounds/sf2"), Path("/usr/share/sounds/sf3"))
+SOUNDFONTS = {
+    "train": ("FluidR3_GM.sf2", "MuseScore_General_Full.sf3", "MuseScore_General.sf3", "MuseScore_General_Lite.sf3"),
+    "test": ("TimGM6mb.sf2", "sf_GMbank.sf2"),
+}
+"""SoundFont files by use; validation uses the training ones (on other works)."""
+
+
+@dataclass(frozen=True)
+class Work:
+    """A score as note lists: `parts` of (notes, 3) arrays of onset and duration (quarter notes)
+    and MIDI pitch."""
+
+    id: str
+    parts: tuple[np.ndarray, ...]
+
+    @property
+    def length(self) -> float:
+        """Duration in quarter notes."""
+        return max(float((p[:, 0] + p[:, 1]).max()) for p in self.parts)
+
+
+def split_of(work_id: str) -> str:
+    """``train``, ``validation`` or ``test``, fixed by a hash of the work's corpus file without its
+    extension (the corpus holds some works in two formats) and the opus number (an opus file's
+    works stay together)."""
+    h = zlib.crc32(work_id.split("#")[0].rsplit(".", 1)[0].encode()) % 10
+    return "validation" if h == 8 else "test" if h == 9 else "train"
+
+
+def _parts(score) -> list[np.ndarray]:
+    from music21 import chord, note
+
+    parts = []
+    for part in score.parts:
+        rows = []
+        for n in part.stripTies().flatten().notes:
+            dur = float(n.duration.quarterLength)
+            if dur <= 0:
+                continue
+            pitches = n.pitches if isinstance(n, chord.Chord) else [n.pitch] if isinstance(n, note.Note) else []
+            rows += [(float(n.offset), dur, float(p.midi)) for p in pitches]
+        if len(rows) >= 8:
+            parts.append(np.array(sorted(rows), dtype=np.float32))
+    return parts
+
+
+def _parse(path: str) -> list[tuple[str, list[np.ndarray]]]:
+    """The works in one corpus file (an opus holds several) with at least two parts."""
+    from music21 import corpus, stream
+
+    work_id = path.split("/corpus/", 1)[-1]
+    try:
+        parsed = corpus.parse(path)
+        scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
+        found = [(work_id if len(scores) == 1 else f"{work_id}#{k}", _parts(score)) for k, score in enumerate(scores)]
+    except Exception:  # noqa: BLE001 - a corpus file music21 cannot read is skipped
+        return []
+    return [(i, parts) for i, parts in found if len(parts) >= 2]
+
+
+def export_notes(path: Path, workers: int = 2) -> int:
+    """Parse the corpus's multi-part works and save their note lists to `path` (.npz); returns
+    the number of works."""
+    import multiprocessing
+
+    from music21 import corpus
+
+    files = sorted(str(p) for p in corpus.getCorePaths()
+                   if str(p).split("/corpus/", 1)[-1].split("/")[0] in COLLECTIONS)
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        works = [Work(i, tuple(parts)) for found in pool.imap(_parse, files, chunksize=4) for i, parts in found]
+    save_notes(path, works)
+    return len(works)
+
+
+def save_notes(path: Path, works: list[Work]) -> None:
+    """Save works' note lists to `path` (.npz) for `load_notes`."""
+    notes = [p for w in works for p in w.parts]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, notes=np.concatenate(notes), part_ends=np.cumsum([len(p) for p in notes]),
+                        work_ends=np.cumsum([len(w.parts) for w in works]), ids=np.array([w.id for w in works]))
+
+
+def load_notes(path: Path) -> list[Work]:
+    """The works saved by `export_notes`."""
+    try:
+        with np.load(path) as data:
+            notes, part_ends, work_ends, ids = (data[k] for k in ("notes", "part_ends", "work_ends", "ids"))
+    except (OSError, KeyError, ValueError) as e:
+        raise UpmixError(f"cannot read note lists ({e}); make them with "
+                         "`python -m upmix.separation.data export-notes`", path) from None
+    parts = np.split(notes, part_ends[:-1])
+    starts = np.concatenate([[0], work_ends[:-1]])
+    return [Work(str(i), tuple(parts[a:b])) for i, a, b in zip(ids, starts, work_ends)]
+
+
+def find_soundfonts(use: str) -> list[Path]:
+    """The installed SoundFonts for ``train`` or ``test``; an error naming the Debian packages
+    when there are none."""
+    found = [d / name for name in SOUNDFONTS[use] for d in SOUNDFONT_DIRS if (d / name).is_file()]
+    if not found:
+        packages = ("fluid-soundfont-gm musescore-general-soundfont" if use == "train"
+                    else "timgm6mb-soundfont csound-soundfont")
+        raise UpmixError(f"no {use} SoundFont installed (apt-get install {packages})", SOUNDFONT_DIRS[0])
+    return found
+
+
+class PartSynth:
+    """Plays note lists with one SoundFont through FluidSynth, reverb and chorus off.
+
+    Args:
+        soundfont: .sf2 or .sf3 file.
+        sample_rate: Hz.
+    """
+
+    def __init__(self, soundfont: Path, sample_rate: int = SAMPLE_RATE) -> None:
+        try:
+            import fluidsynth
+        except (ImportError, OSError) as e:
+            raise UpmixError(f"FluidSynth is not available ({e}); pip install pyfluidsynth and "
+                             "apt-get install libfluidsynth3", soundfont) from None
+        self.sample_rate, self.name = sample_rate, soundfont.name
+        self._synth = fluidsynth.Synth(gain=0.5, samplerate=float(sample_rate),
+                                       **{"synth.reverb.active": 0, "synth.chorus.active": 0,
+                                          "synth.polyphony": 256})
+        self._font = self._synth.sfload(str(soundfont))
+        if self._font < 0:
+            raise UpmixError("FluidSynth cannot load this SoundFont", soundfont)
+
+    def play(self, onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray, velocities: np.ndarray,
+             program: int, length: int) -> np.ndarray:
+        """A mono part (length,) float32: notes at `onsets` for `durations` seconds."""
+        s = self._synth
+        s.system_reset()
+        s.program_select(0, self._font, 0, program)
+        events = [(int(round(t * self.sample_rate)), 1, int(p), int(v)) for t, p, v in zip(onsets, pitches, velocities)]
+        events += [(int(round((t + d) * self.sample_rate)), 0, int(p), 0)
+                   for t, d, p in zip(onsets, durations, pitches)]
+        events.sort()
+        out, now = [], 0
+        for when, on, pitch, velocity in events:
+            when = min(max(when, 0), length)
+            if when > now:
+                out.append(s.get_samples(when - now))
+                now = when
+            if on:
+                s.noteon(0, pitch, velocity)
+            else:
+                s.noteoff(0, pitch)
+        if now < length:
+            out.append(s.get_samples(length - now))
+        s.all_notes_off(0)
+        stereo = np.concatenate(out).astype(np.float32).reshape(-1, 2) / 32768.0
+        return stereo.mean(axis=1)[:length]
+
+
+@dataclass
+class Augment:
+    """Probabilities and ranges of the augmentations (see the module docstring)."""
+
+    transpose: int = 4  # semitones, either way
+    tempo: tuple[float, float] = (50.0, 150.0)  # quarter notes per minute
+    gain_db: float = 6.0  # per stem, either way
+    tilt_db: float = 4.0  # per stem EQ tilt over 100 Hz - 8 kHz, either way
+    reverb: float = 0.5
+    mono: float = 0.25
+    band_limit: float = 0.3
+    wow: float = 0.2
+    hiss: float = 0.3
+    hum: float = 0.2
+    crackle: float = 0.2
+
+    @classmethod
+    def none(cls) -> Augment:
+        """Clean excerpts (evaluation): no reverb, no degradations, no EQ."""
+        return cls(transpose=0, gain_db=0.0, tilt_db=0.0, reverb=0.0, mono=0.0, band_limit=0.0, wow=0.0,
+                   hiss=0.0, hum=0.0, crackle=0.0)
+
+
+class RoomBank:
+    """Stereo room responses (a spaced microphone pair, 20 cm) of random shoeboxes, made once."""
+
+    def __init__(self, rng: np.random.Generator, rooms: int = 8, sources: int = 6,
+                 sample_rate: int = SAMPLE_RATE) -> None:
+        import pyroomacoustics as pra
+
+        self.responses: list[np.ndarray] = []
+        for _ in range(rooms):
+            dims = rng.uniform([6, 8, 3], [25, 35, 14])
+            area = 2 * (dims[0] * dims[1] + dims[0] * dims[2] + dims[1] * dims[2])
+            rt60 = max(rng.uniform(0.3, 1.2), 1.3 * 0.161 * np.prod(dims) / area)  # Sabine's shortest, with margin
+            absorption, order = pra.inverse_sabine(rt60, dims)
+            room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(absorption),
+                               max_order=min(order, 12), air_absorption=True)
+            centre = dims * np.array([0.5, 0.3, 0.0]) + np.array([0.0, 0.0, 1.5])
+            room.add_microphone_array(np.stack([centre - [0.1, 0, 0], centre + [0.1, 0, 0]]).T)
+            for _ in range(sources):
+                room.add_source(list(dims * rng.uniform([0.2, 0.5, 0.1], [0.8, 0.9, 0.4])))
+            room.compute_rir()
+            for s in range(sources):
+                n = min(len(room.rir[0][s]), len(room.rir[1][s]), int(1.2 * sample_rate))
+                h = np.stack([room.rir[0][s][:n], room.rir[1][s][:n]]).astype(np.float32)
+                self.responses.append(h / np.sqrt((h ** 2).sum() / 2))
+
+
+def _tilt(x: np.ndarray, db: float, sample_rate: int) -> np.ndarray:
+    """A first-order shelf pair that tilts the spectrum by `db` between 100 Hz and 8 kHz."""
+    if db == 0:
+        return x
+    g = 10 ** (db / 40)
+    b, a = scipy.signal.bilinear([1 / (2 * math.pi * 1000), g], [1 / (2 * math.pi * 1000), 1 / g], fs=sample_rate)
+    return scipy.signal.lfilter(b, a, x, axis=-1).astype(np.float32)
+
+
+class ExcerptMaker:
+    """Renders random excerpts of works with SoundFonts.
+
+    Args:
+        works: the works to draw from.
+        soundfonts: SoundFont files to draw from.
+        seconds: excerpt length.
+        augment: augmentation settings.
+        seed: random seed.
+    """
+
+    def __init__(self, works: list[Work], soundfonts: list[Path], seconds: float = 4.0,
+                 augment: Augment | None = None, seed: int = 0) -> None:
+        if not works:
+            raise UpmixError("no works to make excerpts from")
+        self.works, self.seconds = works, seconds
+        self.augment = augment or Augment()
+        self.rng = np.random.default_rng(seed)
+        self.synths = [PartSynth(sf) for sf in soundfonts]
+        self._weights = np.array([w.length for w in works]) ** 0.5
+        self._weights /= self._weights.sum()
+        self._rooms = RoomBank(self.rng) if self.augment.reverb > 0 else None
+
+    def _program(self, family: str, pitches: np.ndarray) -> tuple[int, int]:
+        """A program of the family for the part, and the octave shift (semitones) that fits it."""
+        rng = self.rng
+        lo, hi = float(np.percentile(pitches, 5)), float(np.percentile(pitches, 95))
+        options = PROGRAMS[family]
+        program, low, high = options[rng.integers(len(options))]
+        shift = 12 * round(((low + high) / 2 - (lo + hi) / 2) / 12)
+        while lo + shift < low - 6 and hi + shift + 12 <= high + 6:
+            shift += 12
+        while hi + shift > high + 6 and lo + shift - 12 >= low - 6:
+            shift -= 12
+        return program, shift
+
+    def make(self) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(mix (2, n), stems (len(FAMILIES), 2, n), description) of one random excerpt."""
+        rng, aug, rate = self.rng, self.augment, SAMPLE_RATE
+        n = int(self.seconds * rate)
+        for _ in range(50):
+            work = self.works[rng.choice(len(self.works), p=self._weights)]
+            tempo = rng.uniform(*aug.tempo) / 60.0  # quarter notes per second
+            span = self.seconds * tempo
+            start = rng.uniform(0, max(work.length - span, 0.0))
+            parts = [p[(p[:, 0] < start + span) & (p[:, 0] + p[:, 1] > start)] for p in work.parts]
+            parts = [p for p in parts if len(p) >= 2]
+            if len(parts) >= 2:
+                break
+        else:
+            raise UpmixError("could not find an excerpt with two playing parts")
+        synth = self.synths[rng.integers(len(self.synths))]
+        transpose = int(rng.integers(-aug.transpose, aug.transpose + 1)) if aug.transpose else 0
+        families = rng.choice(len(FAMILIES), size=len(parts))
+        if len(set(families)) == 1 and rng.random() < 0.7:  # mostly mixtures of families
+            families[rng.integers(len(parts))] = (families[0] + rng.integers(1, len(FAMILIES))) % len(FAMILIES)
+        stems = np.zeros((len(FAMILIES), 2, n), dtype=np.float32)
+        described = []
+        for part, fam in zip(parts, families):
+            program, shift = self._program(FAMILIES[fam], part[:, 2] + transpose)
+            pitches = np.clip(part[:, 2] + transpose + shift, 0, 127)
+            onsets = (part[:, 0] - start) / tempo
+            velocities = np.clip(rng.normal(rng.uniform(60, 110), 8, len(part)), 20, 127)
+            mono = synth.play(onsets, part[:, 1] / tempo, pitches, velocities, program, n)
+            mono = _tilt(mono, rng.uniform(-aug.tilt_db, aug.tilt_db), rate) if aug.tilt_db else mono
+            mono *= 10 ** (rng.uniform(-aug.gain_db, aug.gain_db) / 20)
+            if self._rooms is not None and rng.random() < aug.reverb:
+                h = self._rooms.responses[rng.integers(len(self._rooms.responses))]
+                wet = scipy.signal.fftconvolve(mono[None], h, axes=-1)[:, :n]
+                direct = rng.uniform(0.3, 1.0)
+                pan = rng.uniform(-1, 1) * np.pi / 4 + np.pi / 4
+                stereo = direct * np.array([[np.cos(pan)], [np.sin(pan)]]) * mono * np.sqrt(2) + wet
+            else:
+                pan = rng.uniform(-1, 1) * np.pi / 4 + np.pi / 4
+                stereo = np.array([[np.cos(pan)], [np.sin(pan)]]) * mono * np.sqrt(2)
+            stems[fam] += stereo.astype(np.float32)
+            described.append({"family": FAMILIES[fam], "program": int(program)})
+        stems = self._degrade(stems)
+        mix = stems.sum(axis=0)
+        peak = np.abs(mix).max()
+        scale = rng.uniform(0.3, 0.9) / peak if peak > 0 else 1.0
+        return (mix * scale).astype(np.float32), (stems * scale).astype(np.float32), {
+            "work": work.id, "parts": described, "soundfont": synth.name}
+
+    def _degrade(self, stems: np.ndarray) -> np.ndarray:
+        """Legacy-recording degradations: linear ones on every stem, noises into ``other``."""
+        rng, aug, rate = self.rng, self.augment, SAMPLE_RATE
+        n = stems.shape[-1]
+        if rng.random() < aug.wow:  # slow speed variation, the same resampling of every stem
+            t = np.arange(n) / rate
+            depth = rng.uniform(0.001, 0.005)
+            warp = t + depth / (2 * np.pi * rng.uniform(0.3, 1.5)) * np.sin(2 * np.pi * rng.uniform(0.3, 1.5) * t)
+            idx = np.clip(warp * rate, 0, n - 1)
+            lo = np.floor(idx).astype(int)
+            frac = (idx - lo).astype(np.float32)
+            hi = np.minimum(lo + 1, n - 1)
+            stems = stems[..., lo] * (1 - frac) + stems[..., hi] * frac
+        if rng.random() < aug.band_limit:
+            sos = scipy.signal.butter(4, [rng.uniform(40, 200), rng.uniform(3000, 9000)], "bandpass", fs=rate,
+                                      output="sos")
+            stems = scipy.signal.sosfilt(sos, stems, axis=-1).astype(np.float32)
+        mono = rng.random() < aug.mono
+        if mono:
+            stems = np.repeat(stems.mean(axis=1, keepdims=True), 2, axis=1)
+        level = np.sqrt((stems.sum(axis=0) ** 2).mean()) + 1e-9
+        noise = np.zeros((1 if mono else 2, n), dtype=np.float32)  # a mono recording's noise is mono too
+        if rng.random() < aug.hiss:
+            noise += level * 10 ** (rng.uniform(-45, -25) / 20) * rng.standard_normal(noise.shape).astype(np.float32)
+        if rng.random() < aug.hum:
+            t = np.arange(n) / rate
+            f0 = rng.choice([50.0, 60.0])
+            hum = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6.3)) / k for k in range(1, 5))
+            noise += level * 10 ** (rng.uniform(-45, -25) / 20) * hum.astype(np.float32)
+        if rng.random() < aug.crackle:
+            clicks = np.zeros(n, dtype=np.float32)
+            where = rng.integers(0, n, size=int(rng.uniform(5, 40) * n / rate))
+            clicks[where] = rng.standard_normal(len(where)) * level * rng.uniform(1, 5)
+            noise += scipy.signal.lfilter([1, -0.5], [1], clicks).astype(np.float32)
+        stems[FAMILIES.index("other")] += noise
+        return stems
+
+
+class ExcerptStream(torch.utils.data.IterableDataset):
+    """Endless random excerpts as tensors (mix (2, n), stems (4, 2, n)); every DataLoader worker
+    renders its own with its own seed."""
+
+    def __init__(self, notes: Path, split: str, soundfonts: str, seconds: float = 4.0,
+                 augment: Augment | None = None, seed: int = 0) -> None:
+        self.notes, self.split, self.soundfonts = notes, split, soundfonts
+        self.seconds, self.augment, self.seed = seconds, augment, seed
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        seed = self.seed * 1000 + (info.id if info else 0)
+        works = [w for w in load_notes(self.notes) if split_of(w.id) == self.split]
+        maker = ExcerptMaker(works, find_soundfonts(self.soundfonts), self.seconds, self.augment, seed)
+        while True:
+            mix, stems, _ = maker.make()
+            yield torch.from_numpy(mix), torch.from_numpy(stems)
+
+
+def fixed_set(notes: Path, split: str, soundfonts: str, count: int, seconds: float = 6.0,
+              seed: int = 1234) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+    """A reproducible list of clean excerpts (no augmentation), one SoundFont after another,
+    for validation and evaluation."""
+    works = [w for w in load_notes(notes) if split_of(w.id) == split]
+    out = []
+    fonts = find_soundfonts(soundfonts)
+    for k, font in enumerate(fonts):
+        maker = ExcerptMaker(works, [font], seconds, Augment.none(), seed + k)
+        for _ in range(count // len(fonts) + (k < count % len(fonts))):
+            mix, stems, desc = maker.make()
+            out.append((mix, stems, desc))
+    return out
+
+
+def default_notes_path() -> Path:
+    """Where `export_notes` keeps the note lists: the upmix cache folder."""
+    from ..cache import cache_dir
+
+    return cache_dir() / "corpus-notes-v1.npz"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m upmix.separation.data export-notes [PATH]``: parse the corpus into note lists."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m upmix.separation.data", description=main.__doc__)
+    ap.add_argument("command", choices=["export-notes"])
+    ap.add_argument("path", nargs="?", type=Path, default=None)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args(argv)
+    path = args.path or default_notes_path()
+    count = export_notes(path, args.workers)
+    print(f"{count} works -> {path} (sha1 {_digest(path)})")
+
+
+if __name__ == "__main__":
+    main()
