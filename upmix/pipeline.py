@@ -31,6 +31,31 @@ Progress = Callable[[int, int], None]
 DEFAULT_SAMPLE_RATE = 48000
 
 
+class SnrMeter:
+    """Running SNR (dB) of a processed stream against the input it should give back (a fold-down,
+    a sum of stems), which arrives earlier: `feed` the input blocks, `check` each output block
+    (already mapped back to the input's channels; a mono input stands for each of them)."""
+
+    def __init__(self) -> None:
+        self._pending: list[np.ndarray] = []
+        self.signal = self.error = 0.0
+
+    def feed(self, block: np.ndarray) -> None:
+        self._pending.append(block)
+
+    def check(self, estimate: np.ndarray) -> None:
+        n = estimate.shape[1]
+        ref = np.concatenate(self._pending, axis=1) if len(self._pending) > 1 else self._pending[0]
+        self._pending = [ref[:, n:]]
+        ref = np.broadcast_to(ref[:, :n].astype(np.float64), estimate.shape)  # mono input: every channel
+        self.signal += float(np.sum(ref ** 2))
+        self.error += float(np.sum((estimate - ref) ** 2))
+
+    @property
+    def snr_db(self) -> float | None:
+        return None if self.signal == 0 else round(10 * np.log10(self.signal / max(self.error, 1e-30)), 2)
+
+
 def write_json(path: Path, data: dict) -> None:
     """Write a JSON file atomically (temporary file in the same folder, then rename)."""
     tmp = temporary_sibling(path)

@@ -13,6 +13,7 @@ from .errors import UpmixError
 from .layouts import get_layout, presets_dir
 from .pipeline import (
     Progress,
+    SnrMeter,
     ambix_order,
     clip_warnings,
     compute_threads,
@@ -56,32 +57,6 @@ def is_dual_mono(path: Path, tolerance_db: float = -80.0) -> bool:
         if total > 0 and diff > total * 10 ** (tolerance_db / 10):
             return False
     return True
-
-
-class _FoldDownMeter:
-    """Running SNR of the ITU fold-down of the output against the (delayed) input."""
-
-    def __init__(self, matrix: np.ndarray) -> None:
-        self.matrix = matrix
-        self._pending: list[np.ndarray] = []
-        self.signal = self.error = 0.0
-
-    def feed_input(self, stereo: np.ndarray) -> None:
-        self._pending.append(stereo)
-
-    def process(self, output: np.ndarray) -> None:
-        n = output.shape[1]
-        ref = np.concatenate(self._pending, axis=1) if len(self._pending) > 1 else self._pending[0]
-        self._pending = [ref[:, n:]]
-        ref = ref[:, :n].astype(np.float64)
-        self.signal += float(np.sum(ref ** 2))
-        self.error += float(np.sum((self.matrix @ output - ref) ** 2))
-
-    @property
-    def snr_db(self) -> float | None:
-        if self.signal == 0:
-            return None
-        return round(10 * np.log10(self.signal / max(self.error, 1e-30)), 2)
 
 
 def upmix_file(source: Path, output: Path, *, format: str | None = None, options: StageOptions | None = None,
@@ -138,12 +113,13 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
         sep = upmix_separator("mono" if mono else "spatial", stage, device, exact_downmix)
     specs = sep.specs()
     reader = BlockReader(source, sample_rate=rate)
-    meter = _FoldDownMeter(fold_down_matrix(target.layout)) if scene is None and speakers and not families else None
+    fold = fold_down_matrix(target.layout) if scene is None and speakers and not families else None
+    meter = SnrMeter() if fold is not None else None
 
     def input_blocks():
         for block in reader:
             if meter is not None:
-                meter.feed_input(np.repeat(block[:1], 2, axis=0) if mono else block)
+                meter.feed(np.repeat(block[:1], 2, axis=0) if mono else block)
             yield block[:1] if mono else block
 
     stems = StemStream(sep.stream(input_blocks(), rate), [s.name for s in specs], reader.frames)
@@ -160,7 +136,7 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
     renderer = scene_renderer(scene, target, rate, sources, lfe=lfe, device=device)
     with compute_threads():
         writer, stats = write_rendered(renderer, output, target, rate, bits, reader.frames, progress,
-                                       meter.process if meter is not None else None)
+                                       (lambda out: meter.check(fold @ out)) if meter is not None else None)
     warnings = clip_warnings(writer)
     elapsed = time.perf_counter() - start
     report = {

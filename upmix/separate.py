@@ -6,42 +6,15 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
 from .audio import AudioWriter, BlockReader, probe
 from .errors import UpmixError
-from .pipeline import Progress, compute_threads, write_json
+from .pipeline import Progress, SnrMeter, compute_threads, write_json
 
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
 
 
-class _MixMeter:
-    """Running SNR of the stems' mix (`Separator.mix`) against the input, block by block."""
-
-    def __init__(self) -> None:
-        self._pending: list[np.ndarray] = []
-        self.signal = self.error = 0.0
-
-    def feed(self, block: np.ndarray) -> None:
-        self._pending.append(block)
-
-    def check(self, mixed: np.ndarray) -> None:
-        n = mixed.shape[1]
-        ref = np.concatenate(self._pending, axis=1)
-        self._pending = [ref[:, n:]]
-        ref = ref[:, :n].astype(np.float64)
-        if mixed.shape[0] != ref.shape[0]:  # a stage separator folds mono input down to two channels
-            ref = np.repeat(ref, mixed.shape[0], axis=0)
-        self.signal += float(np.sum(ref ** 2))
-        self.error += float(np.sum((mixed - ref) ** 2))
-
-    @property
-    def snr_db(self) -> float | None:
-        return None if self.signal == 0 else round(10 * np.log10(self.signal / max(self.error, 1e-30)), 1)
-
-
-def _write_stems(separator, specs, reader: BlockReader, meter: _MixMeter, out_dir: Path, model: str, bits: str,
+def _write_stems(separator, specs, reader: BlockReader, meter: SnrMeter, out_dir: Path, model: str, bits: str,
                  progress: Progress | None) -> dict[str, AudioWriter]:
     """Stream the separation into one writer per stem (all appear together, or none)."""
 
@@ -87,7 +60,7 @@ def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", devi
     separator = get_separator(model, device=device, weights=weights)
     specs = separator.specs()
     reader = BlockReader(source)
-    meter = _MixMeter()
+    meter = SnrMeter()
     created = not out_dir.exists()
     out_dir.mkdir(exist_ok=True)
     try:
