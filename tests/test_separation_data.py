@@ -68,6 +68,21 @@ def test_excerpts_add_up_whatever_the_augmentation(fonts):
             np.testing.assert_allclose(mix[0], mix[1], atol=1e-6)
 
 
+def test_every_part_is_equally_loud(fonts):
+    """Plucked, struck and sustained instruments enter the mix at the same RMS (without the gain
+    augmentation), so the model cannot learn that a family is quiet by nature."""
+    maker = ExcerptMaker([chorale_like(parts=4)], fonts, seconds=2.0, augment=Augment.none(), seed=1)
+    levels = []
+    for _ in range(8):
+        mix, stems, desc = maker.make()
+        counts = [sum(p["family"] == f for p in desc["parts"]) for f in FAMILIES]
+        levels += [np.sqrt((stems[k] ** 2).mean()) / np.sqrt((mix ** 2).mean())
+                   for k in range(len(FAMILIES)) if counts[k] == 1]
+        levels_in_mix = np.array(levels[-sum(c == 1 for c in counts):]) if 1 in counts else np.ones(1)
+        np.testing.assert_allclose(levels_in_mix, levels_in_mix[0], rtol=1e-3)
+    assert len(levels) >= 8
+
+
 def test_noises_go_to_other(fonts):
     quiet = Augment.none()
     noisy = Augment(transpose=0, gain_db=0.0, tilt_db=0.0, reverb=0.0, mono=0.0, band_limit=0.0, wow=0.0,

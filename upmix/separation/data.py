@@ -9,7 +9,9 @@
 - **Splits**: works by a hash of their corpus path (80 / 10 / 10 % train / validation / test);
   SoundFonts by file: FluidR3_GM and MuseScore_General for training and validation, TimGM6mb and
   the Csound GM bank (sf_GMbank) for testing only; they share no samples with the training ones.
-- **Augmentation** (`Augment`): transposition, tempo, velocity and gain, stereo placement, a
+- **Augmentation** (`Augment`): transposition, tempo, velocity, stereo placement, gain (every part
+  is first brought to the same RMS, so no family is quiet by nature: plucked and struck
+  instruments render far softer than sustained ones, and a model learns to ignore them), a
   gentle EQ tilt and room reverb per stem (pyroomacoustics image sources); on the mix,
   legacy-recording degradations: band limit, wow and mono fold-down (applied to every stem alike)
   and hiss, hum and crackle (added to the ``other`` stem), so the stems always add up to the mix.
@@ -340,7 +342,10 @@ class ExcerptMaker:
             velocities = np.clip(rng.normal(rng.uniform(60, 110), 8, len(part)), 20, 127)
             mono = synth.play(onsets, part[:, 1] / tempo, pitches, velocities, program, n)
             mono = _tilt(mono, rng.uniform(-aug.tilt_db, aug.tilt_db), rate) if aug.tilt_db else mono
-            mono *= 10 ** (rng.uniform(-aug.gain_db, aug.gain_db) / 20)
+            level = np.sqrt((mono ** 2).mean())
+            if level < 1e-5:  # the part is silent in this excerpt
+                continue
+            mono *= 10 ** (rng.uniform(-aug.gain_db, aug.gain_db) / 20) * 0.1 / level  # parts equally loud +-gain
             if self._rooms is not None and rng.random() < aug.reverb:
                 h = self._rooms.responses[rng.integers(len(self._rooms.responses))]
                 wet = scipy.signal.fftconvolve(mono[None], h, axes=-1)[:, :n]
