@@ -20,9 +20,6 @@ from upmix.separation.orchestra import OrchestraSeparator, default_weights, load
 
 EXAMPLE = ROOT / "examples/string_quartet/quartet_stereo.flac"
 
-MIN_SI_SDRI_DB = 0.0
-"""What the shipped weights must reach on held-out chorales (set from their measured score)."""
-
 
 def snr_db(reference, estimate):
     return 10 * np.log10(np.sum(reference.astype(float) ** 2) / np.sum((estimate - reference).astype(float) ** 2))
@@ -104,6 +101,8 @@ def test_any_rate_mono_or_stereo(rate, channels):
     assert snr_db(x, sep.mix(stems)) >= 60
 
 
+@pytest.mark.xfail(strict=True, reason="the shipped weights do not separate yet: -1.2 dB mean SI-SDR improvement "
+                   "on the held-out test (docs/separation.md); remove this mark once training gets them above 0")
 def test_shipped_model_separates_held_out_music():
     """Held-out chorales (test split) played by the SoundFonts kept out of training: the shipped
     model's stems are closer to the true families than the mixture is (mean SI-SDR improvement;
@@ -129,7 +128,7 @@ def test_shipped_model_separates_held_out_music():
             est = sep.separate(mix, 22050)
             gains += [si_sdr(est[f], stems[k]) - si_sdr(mix, stems[k]) for k, f in enumerate(FAMILIES)
                       if np.sqrt((stems[k] ** 2).mean()) > 1e-3 * np.sqrt((mix ** 2).mean())]
-    assert np.mean(gains) >= MIN_SI_SDRI_DB, np.mean(gains)
+    assert np.mean(gains) > 0, np.mean(gains)
 
 
 def spectral_flux(x, n_fft=2048, hop=512):
