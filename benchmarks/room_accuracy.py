@@ -26,15 +26,7 @@ from upmix.render.binaural import get_hrtf, lag
 
 RATE = 48000
 ROOM = "room: {dimensions: [20, 15, 10], rt60: 1.5}\n"
-WALK = """objects:
-  - {stem: tone, position: [5, 12, 1.5]}
-listener:
-  position: [5, 2, 1.5]
-  path:
-    - {time: 0, position: [5, 2, 1.5]}
-    - {time: 1, position: [5, 2, 1.5]}
-    - {time: 7, position: [5, 11, 1.5]}
-"""
+WALK = (Path(__file__).resolve().parent.parent / "tests/data/scenes/walk_to_tone.yaml").read_text()
 WALK_ROOM = "room: {dimensions: [10, 14, 4], rt60: 0.6}\n"
 
 

@@ -63,9 +63,10 @@ def main() -> None:
     if args.job:
         job(args.job[0], args.job[1], Path(args.job[2]), Path(args.job[3]))
         return
-    import torch
-
-    cuda = torch.cuda.is_available()
+    # the parent stays small (no torch): ask a child which CUDA device there is, if any
+    probe = "import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
+    gpu = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.strip()
+    cuda = bool(gpu)
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for seconds in (args.seconds, args.long):
@@ -82,8 +83,9 @@ def main() -> None:
             rows[label] = timed([sys.executable, __file__, "--job", model, device, str(files[seconds]), str(out)])
             lengths[label] = seconds
     print(f"\n44.1 kHz stereo -> stems (24-bit WAV), {os.cpu_count()} CPUs"
-          f"{', ' + torch.cuda.get_device_name() if cuda else ', no CUDA device'}\n")
+          f"{', ' + gpu if cuda else ', no CUDA device'}\n")
     print_jobs(rows, lengths)
+
 
 if __name__ == "__main__":
     main()

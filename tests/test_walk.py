@@ -72,16 +72,7 @@ def test_yaw_turns_the_short_way_and_linear_paths_are_linear():
 
 # -- the walk test --------------------------------------------------------------------------------
 
-WALK = """
-objects:
-  - {stem: tone, position: [5, 12, 1.5]}
-listener:
-  position: [5, 2, 1.5]
-  path:
-    - {time: 0, position: [5, 2, 1.5]}
-    - {time: 1, position: [5, 2, 1.5]}
-    - {time: 7, position: [5, 11, 1.5]}
-"""
+WALK = (ROOT / "tests/data/scenes/walk_to_tone.yaml").read_text()
 ROOM = "room: {dimensions: [10, 14, 4], rt60: 0.6}\n"
 
 

@@ -58,8 +58,7 @@ def fold_down(audio: np.ndarray, layout: Layout) -> np.ndarray:
 
 def fold_down_snr(audio: np.ndarray, layout: Layout, reference: np.ndarray) -> float:
     """SNR in dB of the fold-down of `audio` against the stereo `reference` (same alignment)."""
-    err = fold_down(audio, layout) - reference
-    return 10 * math.log10(np.sum(reference.astype(float) ** 2) / max(np.sum(err.astype(float) ** 2), 1e-30))
+    return sdr(fold_down(audio, layout), reference)
 
 
 @dataclass(frozen=True)
@@ -152,10 +151,10 @@ def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
 
 
 def sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
-    """Signal-to-distortion ratio in dB as the music separation challenges report it (the
+    """Signal-to-distortion ratio (SNR) in dB as the music separation challenges report it (the
     reference's energy over the error's, no scaling)."""
     e, r = np.ravel(estimate).astype(float), np.ravel(reference).astype(float)
-    return float(10 * np.log10(max(r @ r, 1e-20) / max((e - r) @ (e - r), 1e-20)))
+    return float(10 * np.log10(max(r @ r, 1e-30) / max((e - r) @ (e - r), 1e-30)))
 
 
 @dataclass(frozen=True)

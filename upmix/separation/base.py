@@ -66,17 +66,11 @@ class Separator(ABC):
 
 
 def add_up(stems: torch.Tensor, mix: torch.Tensor, n_fft: int) -> torch.Tensor:
-    """Stems (targets, channels, n) corrected to add up to `mix` (channels, n): per STFT bin, what
-    they miss is shared out by their power there (`upmix.separation.model.consistent`)."""
+    """Stems (targets, channels, n) corrected to add up to `mix` (channels, n): per STFT bin
+    (`n_fft` frames, hop a quarter of it), what they miss is shared out by their power there
+    (`upmix.separation.model.consistent`)."""
     from .model import consistent
+    from .transforms import Geometry
 
-    window = torch.hann_window(n_fft, device=mix.device)
-    hop = n_fft // 4
-
-    def stft(x: torch.Tensor) -> torch.Tensor:
-        return torch.stft(x.reshape(-1, x.shape[-1]), n_fft, hop, window=window, return_complex=True)
-
-    spec = consistent(stft(stems).reshape(1, stems.shape[0], stems.shape[1], -1, stft(mix[:1]).shape[-1]),
-                      stft(mix)[None])[0]
-    out = torch.istft(spec.reshape(-1, *spec.shape[-2:]), n_fft, hop, window=window, length=mix.shape[-1])
-    return out.reshape(stems.shape)
+    g = Geometry(n_fft, n_fft // 4)
+    return g.istft(consistent(g.stft(stems)[None], g.stft(mix)[None])[0], mix.shape[-1])

@@ -26,7 +26,7 @@ import torch
 from ..dsp import BlockConvolver, decorrelation_filters
 from ..placement import Stage
 from ..stft import StreamingISTFT, StreamingSTFT, resolve_device
-from .base import Separator, StemSpec
+from .base import Separator, Stems, StemSpec
 
 DECORRELATION_TAPS = 512
 """Length of the ambience decorrelation filters at 48 kHz (scaled with the sample rate)."""
@@ -156,7 +156,7 @@ class StagedSeparator(Separator):
         if out:
             yield out
 
-    def mix(self, stems: dict[str, np.ndarray]) -> np.ndarray:
+    def mix(self, stems: Stems) -> np.ndarray:
         """The ITU fold-down of the speaker feeds to stereo: the input again with `exact_downmix`
         (mono input: both channels of it)."""
         dests, specs = self.stage.dests, self.specs()
