@@ -123,7 +123,7 @@ def test_corpus_parsing_and_note_files(tmp_path):
 
 
 def test_training_runs_scores_and_resumes(tmp_path, fonts):
-    from upmix.separation.train import export_weights, train
+    from upmix.separation.train import export_weights, score_checkpoint, train
 
     save_notes(tmp_path / "n.npz", [chorale_like(f"w{k}", seed=k) for k in range(60)])
     cfg = {"run": str(tmp_path / "run"), "seed": 1,
@@ -139,6 +139,8 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts):
     train(cfg, device="cpu")  # resumes at step 2
     log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2, 3]
+    score = score_checkpoint(cfg, tmp_path / "run/last.pt", "validation", 2, augmented=True)
+    assert score["step"] == 3 and np.isfinite(score["si_sdri"]) and score["even_split_loss"] > 0
     export_weights(tmp_path / "run/best.pt", tmp_path / "w.safetensors")
     from upmix.separation.orchestra import OrchestraSeparator
 

@@ -422,14 +422,14 @@ class ExcerptStream(torch.utils.data.IterableDataset):
 
 
 def fixed_set(notes: Path, split: str, soundfonts: str, count: int, seconds: float = 6.0,
-              seed: int = 1234) -> list[tuple[np.ndarray, np.ndarray, dict]]:
-    """A reproducible list of clean excerpts (no augmentation), one SoundFont after another,
-    for validation and evaluation."""
+              seed: int = 1234, augment: Augment | None = None) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+    """A reproducible list of excerpts, one SoundFont after another, for validation and
+    evaluation: clean (no augmentation) unless `augment` is given."""
     works = [w for w in load_notes(notes) if split_of(w.id) == split]
     out = []
     fonts = find_soundfonts(soundfonts)
     for k, font in enumerate(fonts):
-        maker = ExcerptMaker(works, [font], seconds, Augment.none(), seed + k)
+        maker = ExcerptMaker(works, [font], seconds, augment or Augment.none(), seed + k)
         for _ in range(count // len(fonts) + (k < count % len(fonts))):
             mix, stems, desc = maker.make()
             out.append((mix, stems, desc))

@@ -15,7 +15,9 @@ training works with the training SoundFonts. Every ``eval.every`` steps the mode
 fixed set of validation works (training SoundFonts, clean) by the mean SI-SDR improvement over
 the stems present; ``last.pt`` (resumable: model, optimiser, step) and ``best.pt`` are written,
 and a line is appended to ``log.jsonl``. Rerunning the same command resumes from ``last.pt``.
-``--export PATH`` writes the best weights as safetensors (float16) for `upmix.separation.orchestra`.
+``--export PATH`` writes the best weights as safetensors (float16) for `upmix.separation.orchestra`;
+``--score CHECKPOINT [--split S] [--excerpts N] [--augmented]`` scores a checkpoint on more
+excerpts than the run's validation (model selection, diagnosis).
 
 Loss: L1 on the stems' complex spectra plus L1 on their waveforms, both on the mix normalised to
 unit RMS.
@@ -84,6 +86,40 @@ def evaluate(model: BandSplitRNN, geometry: Geometry, excerpts: list, device: to
     return {"si_sdri": float(np.mean(present)), "per_stem": per_stem}
 
 
+def augment_of(cfg: dict) -> Augment:
+    """The config's augmentation settings."""
+    known = {f.name for f in fields(Augment)}
+    return Augment(**{k: (tuple(v) if isinstance(v, list) else v)
+                      for k, v in (cfg.get("augment") or {}).items() if k in known})
+
+
+class _EvenSplit(torch.nn.Module):
+    """The trivial separator: a quarter of the mix for every family (SI-SDR improvement 0)."""
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        return spec[:, None].expand(-1, len(FAMILIES), *spec.shape[1:]) / len(FAMILIES)
+
+
+def score_checkpoint(cfg: dict, checkpoint: Path, split: str, count: int, augmented: bool) -> dict:
+    """A checkpoint's SI-SDR improvement on `count` 6-second excerpts of a split (the config's
+    SoundFonts; with its augmentation or clean), and its training loss there against an even
+    split's."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    config = ModelConfig.from_json(state["config"])
+    model, geometry = BandSplitRNN(config), Geometry.at(config, SAMPLE_RATE)
+    model.load_state_dict(state["model"])
+    data = cfg.get("data") or {}
+    notes = Path(data["notes"]) if data.get("notes") else default_notes_path()
+    excerpts = fixed_set(notes, split, data.get("soundfonts", "train"), count, 6.0, seed=99,
+                         augment=augment_of(cfg) if augmented else None)
+    mix = torch.from_numpy(np.stack([e[0] for e in excerpts]))
+    stems = torch.from_numpy(np.stack([e[1] for e in excerpts]))
+    with torch.no_grad():
+        losses = {"loss": float(loss_fn(model.eval(), geometry, mix, stems)),
+                  "even_split_loss": float(loss_fn(_EvenSplit(), geometry, mix, stems))}
+    return {"step": state["step"], **evaluate(model, geometry, excerpts, torch.device("cpu")), **losses}
+
+
 def export_weights(checkpoint: Path, path: Path) -> None:
     """Write a checkpoint's model as float16 safetensors with its config and scores as metadata."""
     from safetensors.torch import save_file
@@ -117,9 +153,7 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
         optimiser.load_state_dict(state["optimiser"])
         step, best, seconds = state["step"], state["best"], state["seconds"]
         print(f"resumed at step {step} (best validation SI-SDRi {best['si_sdri']:.2f} dB)")
-    known = {f.name for f in fields(Augment)}
-    augment = Augment(**{k: (tuple(v) if isinstance(v, list) else v)
-                         for k, v in (cfg.get("augment") or {}).items() if k in known})
+    augment = augment_of(cfg)
     fonts = data.get("soundfonts", "train")
     stream = ExcerptStream(notes, "train", fonts, float(data.get("seconds", 4.0)), augment, seed + step)
     workers = int(data.get("workers", 1))
@@ -168,8 +202,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
     ap.add_argument("--export", type=Path, default=None, help="write the run's best weights here and stop")
+    ap.add_argument("--score", type=Path, default=None, metavar="CHECKPOINT",
+                    help="score a checkpoint (.pt) on --excerpts excerpts of --split and stop")
+    ap.add_argument("--split", default="validation", choices=["train", "validation", "test"])
+    ap.add_argument("--excerpts", type=int, default=96)
+    ap.add_argument("--augmented", action="store_true", help="--score on augmented excerpts, not clean ones")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
+    if args.score:
+        print(json.dumps(score_checkpoint(cfg, args.score, args.split, args.excerpts, args.augmented)))
+        return
     if args.export:
         export_weights(Path(cfg.get("run", "runs/orchestra")) / "best.pt", args.export)
         print(f"wrote {args.export}")
