@@ -151,22 +151,34 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
         format: str | None = typer.Option(None, "--format", "-f",
                                              help="Target layout (7.1.4, 5.1, 4+7+0, ... or a layout .yaml). "
                                                   "Default: the scene's, else 7.1.4."),
-        width: float = typer.Option(30.0, "--width", help="Front stage half-width in degrees: where a "
-                                    "hard-panned source lands (30 = the stage as recorded)."),
-        center: float = typer.Option(1.0, "--center", help="0..1: how much centre-panned sound moves to "
-                                     "the centre speaker."),
-        ambience_front: float = typer.Option(0.2, "--ambience-front",
-                                             help="0..1: share of the ambience kept in the front pair."),
+        preset: str = typer.Option("music", "--preset", help="music, or film: dialogue (the centre extraction) "
+                                   "to the centre, music wide across the front (--width 60), ambience and "
+                                   "effects to surrounds and heights (--ambience-front 0), LFE from the "
+                                   "effects' bass, 48 kHz. Options given here win."),
+        width: float | None = typer.Option(None, "--width", help="Front stage half-width in degrees: where a "
+                                           "hard-panned source lands (30 = the stage as recorded). "
+                                           "[default: 30; film 60]", show_default=False),
+        center: float | None = typer.Option(None, "--center", help="0..1: how much centre-panned sound (film: the "
+                                            "dialogue) moves to the centre speaker. [default: 1]",
+                                            show_default=False),
+        ambience_front: float | None = typer.Option(None, "--ambience-front",
+                                                    help="0..1: share of the ambience kept in the front pair. "
+                                                         "[default: 0.2; film 0]", show_default=False),
         exact_downmix: bool = typer.Option(False, "--exact-downmix",
                                            help="Guarantee that the ITU stereo fold-down equals the input."),
-        lfe: bool = typer.Option(False, "--lfe/--no-lfe", help="Redirect bass (< 120 Hz) to the LFE, -10 dB."),
+        lfe: bool | None = typer.Option(None, "--lfe/--no-lfe", help="Redirect bass (< 120 Hz) to the LFE, "
+                                        "-10 dB. [default: off; film on, from the effects]", show_default=False),
+        loudness: float | None = typer.Option(None, "--loudness", help="Normalise to this integrated loudness, "
+                                              "LUFS (BS.1770-4; -23 EBU R128, -24 ATSC A/85)."),
+        true_peak: float | None = typer.Option(None, "--true-peak", help="Limit the true peak to this, dBTP "
+                                               "(look-ahead limiter, 4x oversampled), e.g. -1."),
         scene: Path | None = typer.Option(None, "--scene", help="Seat the recording on a scene's objects "
                                                                  "(its room and paths included)."),
         walk: Path | None = typer.Option(None, "--walk", help="Listener keyframes (YAML) to walk through the scene."),
         doppler: bool | None = typer.Option(None, "--doppler/--no-doppler", help=DOPPLER_HELP, show_default=False),
         sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
                                                   help="Output rate in Hz (default: the input's)."),
-        bits: str = typer.Option("24", "--bits", help="16, 24 or float."),
+        bits: str | None = typer.Option(None, "--bits", help="16, 24 or float. [default: 24]", show_default=False),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural (default: MIT KEMAR)."),
         separator: str = typer.Option("auto", "--separator",
@@ -177,17 +189,19 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Upmix a mono or stereo recording to a speaker layout, headphones or Ambisonics (AmbiX
     input is decoded)."""
+    from .master import Delivery
     from .pipeline import report_path
-    from .placement import StageOptions
+    from .placement import get_preset
     from .run import upmix_file
 
     _check_choices(bits, device)
-    options = StageOptions(width=width, center=center, ambience_front=ambience_front)
+    options = get_preset(preset).options(width, center, ambience_front)
+    delivery = Delivery(loudness, true_peak)
     with _progress("upmixing", not quiet) as progress:
         report = upmix_file(source, output, format=format, options=options, exact_downmix=exact_downmix,
                             lfe=lfe, scene_file=scene, walk=walk, doppler=doppler, device=device,
                             sample_rate=sample_rate, bits=bits, hrtf=_path(hrtf), separator=separator,
-                            weights=_path(weights), progress=progress)
+                            weights=_path(weights), preset=preset, delivery=delivery, progress=progress)
     for warning in report["warnings"]:
         err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
     if not quiet:
@@ -268,6 +282,106 @@ def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or s
         names = ", ".join(s["name"] for s in report["stems"])
         out.print(f"wrote {len(report['stems'])} stems ({names}) to {output}, adding up to the input at "
                   f"{report['mix_snr_db']} dB SNR; {report['realtime_factor']}x real time", highlight=False)
+
+
+@app.command()
+@handles_errors
+def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
+                                             help="Audio files, folders (searched recursively) or CSV manifests "
+                                                  "(columns: input, output, and any of the options below by "
+                                                  "name, e.g. scene, format, loudness)."),
+          outdir: Path = typer.Option(..., "-o", "--output", help="Output folder (the journal goes here too)."),
+          format: str | None = typer.Option(None, "--format", "-f", help="Target layout (default: 7.1.4)."),
+          scene: Path | None = typer.Option(None, "--scene", help="Seat every recording on this scene."),
+          preset: str = typer.Option("music", "--preset", help="music or film (see upmix run --help)."),
+          width: float | None = typer.Option(None, "--width", help="Front stage half-width, degrees."),
+          center: float | None = typer.Option(None, "--center", help="0..1 centre extraction strength."),
+          ambience_front: float | None = typer.Option(None, "--ambience-front", help="0..1 ambience kept in front."),
+          lfe: bool | None = typer.Option(None, "--lfe/--no-lfe", help="Bass to the LFE.", show_default=False),
+          exact_downmix: bool = typer.Option(False, "--exact-downmix", help="Fold-down equals the input."),
+          loudness: float | None = typer.Option(None, "--loudness", help="Integrated loudness target, LUFS."),
+          true_peak: float | None = typer.Option(None, "--true-peak", help="True-peak ceiling, dBTP."),
+          sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
+                                                 help="Output rate in Hz."),
+          bits: str | None = typer.Option(None, "--bits", help="16, 24 or float. [default: 24]", show_default=False),
+          separator: str = typer.Option("auto", "--separator", help="As for upmix run."),
+          device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+          jobs: int = typer.Option(1, "--jobs", "-j", help="Files converted at once."),
+          engine: str = typer.Option("local", "--engine", help="local (a process pool) or ray."),
+          address: str | None = typer.Option(None, "--address", help="Ray cluster HOST:PORT (--engine ray)."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the summary.")) -> None:
+    """Upmix many files: resumable (a journal in the output folder; a rerun skips what is done),
+    atomic outputs, one bad file reported and skipped. Exit status 2 when any file failed."""
+    from .batch import collect_jobs, run_batch
+    from .master import Delivery
+    from .placement import get_preset
+
+    _check_choices(bits, device)
+    get_preset(preset).options(width, center, ambience_front)  # bad values stop here, not in every job
+    Delivery(loudness, true_peak)
+    settings = {"format": format, "scene": str(scene.resolve()) if scene else None, "preset": preset,
+                "width": width, "center": center, "ambience_front": ambience_front, "lfe": lfe,
+                "exact_downmix": exact_downmix or None, "loudness": loudness, "true_peak": true_peak,
+                "sample_rate": sample_rate, "bits": bits, "separator": separator, "device": device}
+    job_list, rejected = collect_jobs(inputs, outdir, {k: v for k, v in settings.items() if v is not None})
+    with _batch_progress(len(job_list), not quiet) as progress:
+        summary = run_batch(job_list, outdir, engine=engine, workers=jobs, address=address, rejected=rejected,
+                            progress=progress)
+    table = Table(title=f"upmix batch: {outdir}", show_edge=False)
+    for col in ("converted", "skipped (done before)", "failed", "time"):
+        table.add_column(col, justify="right")
+    table.add_row(str(len(summary.done)), str(len(summary.skipped)), str(len(summary.failed)),
+                  f"{summary.seconds:.1f} s")
+    err.print(table)
+    for source, error in summary.failed:
+        err.print(f"[bold red]upmix: failed:[/] {_about(source, error)}", highlight=False, soft_wrap=True)
+    if not summary.ok:
+        raise typer.Exit(2)
+
+
+class _RichBatch:
+    """`upmix.batch.BatchProgress` on a rich display: the batch and every running file; off a
+    terminal, one line per finished file."""
+
+    def __init__(self, total: int, bar: Progress | None) -> None:
+        self.bar = bar
+        self.tasks: dict[int, object] = {}
+        self.overall = bar.add_task("all files", total=total) if bar else None
+
+    def started(self, index, job) -> None:
+        if self.bar:
+            self.tasks[index] = self.bar.add_task(f"  {job.input.name}", total=None)
+
+    def advanced(self, index, done, total) -> None:
+        if self.bar and index in self.tasks:
+            self.bar.update(self.tasks[index], completed=done, total=total)
+
+    def finished(self, index, job, result) -> None:
+        ok = result["status"] == "done"
+        if self.bar:
+            self.bar.remove_task(self.tasks.pop(index))
+            self.bar.advance(self.overall)
+        line = (f"{job.input} -> {job.output} ({result['seconds']:.1f} s)" if ok
+                else f"[bold red]failed:[/] {_about(str(job.input), result['error'])}")
+        (self.bar.console if self.bar else err).print(line, highlight=False, soft_wrap=True)
+
+
+def _about(source: str, error: str) -> str:
+    """An error line that names the input once."""
+    return error if error.startswith(source) else f"{source}: {error}"
+
+
+@contextmanager
+def _batch_progress(total: int, enabled: bool) -> Iterator[_RichBatch | None]:
+    if not enabled:
+        yield None
+        return
+    if not err.is_terminal:
+        yield _RichBatch(total, None)
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeRemainingColumn(), console=err) as bar:
+        yield _RichBatch(total, bar)
 
 
 def _check_choices(bits: str | None, device: str) -> None:

@@ -1,4 +1,5 @@
-"""Shared signal processing: loudness metering, decorrelation filters, block convolution, filters.
+"""Shared signal processing: loudness and true-peak metering, the true-peak limiter, decorrelation
+filters, block convolution, filters.
 
 Everything here streams: objects keep the state that carries across blocks, and feeding a signal
 in blocks gives the same result as feeding it whole. Audio is float32 ``(channels, frames)``.
@@ -10,6 +11,7 @@ import math
 
 import numpy as np
 import scipy.fft
+import scipy.ndimage
 import scipy.signal
 from numpy.typing import ArrayLike
 from pyloudnorm.iirfilter import IIRfilter
@@ -72,16 +74,24 @@ class LoudnessMeter:
             self._partial_len = rest.shape[1] - n * self._hop
             self._quarters.append(np.concatenate(sums, axis=1) * self._gain ** 2)
 
-    def integrated(self) -> float:
-        """Gated integrated loudness in LUFS; -inf for silence or less than 400 ms of audio."""
+    def block_powers(self) -> np.ndarray:
+        """Weighted mean-square power of every 400 ms gating block (75 % overlap, one per 100 ms),
+        K-weighted; loudness in LUFS is -0.691 + 10 log10(power)."""
         if not self._quarters:
-            return -math.inf
+            return np.zeros(0)
         q = np.concatenate(self._quarters, axis=1)
         if q.shape[1] < 4:
-            return -math.inf
-        # 400 ms blocks with 75 % overlap: four consecutive 100 ms sums
+            return np.zeros(0)
         z = (q[:, :-3] + q[:, 1:-2] + q[:, 2:-1] + q[:, 3:]) / (4 * self._hop)
-        power = self.weights[self.weights > 0] @ z
+        return self.weights[self.weights > 0] @ z
+
+    def integrated(self, where: np.ndarray | None = None) -> float:
+        """Gated integrated loudness in LUFS; -inf for silence or less than 400 ms of audio.
+        `where` (bool per gating block, see `block_powers`) restricts the measurement to some
+        blocks before the absolute and relative gates (dialogue gating)."""
+        power = self.block_powers()
+        if where is not None:
+            power = power[np.asarray(where, bool)[:len(power)]]
         with np.errstate(divide="ignore"):
             loud = -0.691 + 10 * np.log10(power)
         gated = loud >= -70.0
@@ -90,6 +100,132 @@ class LoudnessMeter:
         rel = -0.691 + 10 * np.log10(power[gated].mean()) - 10.0
         gated &= loud > rel
         return float(-0.691 + 10 * np.log10(power[gated].mean()))
+
+
+# ITU-R BS.1770-4 Annex 2: the 4x interpolation filter of the true-peak meter, 4 phases x 12 taps
+_TRUE_PEAK_PHASES = np.array([
+    [0.0017089843750, 0.0109863281250, -0.0196533203125, 0.0332031250000, -0.0594482421875, 0.1373291015625,
+     0.9721679687500, -0.1022949218750, 0.0476074218750, -0.0266113281250, 0.0148925781250, -0.0083007812500],
+    [-0.0291748046875, 0.0292968750000, -0.0517578125000, 0.0891113281250, -0.1665039062500, 0.4650878906250,
+     0.7797851562500, -0.2003173828125, 0.1015625000000, -0.0582275390625, 0.0330810546875, -0.0189208984375],
+    [-0.0189208984375, 0.0330810546875, -0.0582275390625, 0.1015625000000, -0.2003173828125, 0.7797851562500,
+     0.4650878906250, -0.1665039062500, 0.0891113281250, -0.0517578125000, 0.0292968750000, -0.0291748046875],
+    [-0.0083007812500, 0.0148925781250, -0.0266113281250, 0.0476074218750, -0.1022949218750, 0.9721679687500,
+     0.1373291015625, -0.0594482421875, 0.0332031250000, -0.0196533203125, 0.0109863281250, 0.0017089843750],
+])
+_TRUE_PEAK_FIR = _TRUE_PEAK_PHASES.T.ravel()  # y[4n + p] = sum_k phases[p, k] x[n - k]
+_TRUE_PEAK_TAPS = _TRUE_PEAK_PHASES.shape[1]
+
+
+def _oversampled_peaks(z: np.ndarray) -> np.ndarray:
+    """|x| at 4x rate, maximum over channels and over the four points of each input sample
+    (BS.1770-4 Annex 2): for (channels, n) input with `_TRUE_PEAK_TAPS` - 1 samples of history in
+    front, the n - 11 values of the samples after the history, each 6 samples late."""
+    y = scipy.signal.upfirdn(_TRUE_PEAK_FIR, z, up=4, axis=-1)
+    first = 4 * (_TRUE_PEAK_TAPS - 1)
+    y = np.abs(y[:, first:4 * z.shape[1]])
+    return y.reshape(z.shape[0], -1, 4).max(axis=(0, 2))
+
+
+def to_db(value: float) -> float | None:
+    """20 log10 of an amplitude, rounded to 0.01 dB; None for silence."""
+    return round(float(20 * np.log10(value)), 2) if value > 0 else None
+
+
+class TruePeakMeter:
+    """True peak of a multichannel stream (ITU-R BS.1770-4 Annex 2: 4x oversampling with the
+    standard's 48-tap interpolation filter, float arithmetic so no 12 dB headroom step).
+
+    `peak` is linear (1.0 = full scale); `dbtp` the same in dB true peak.
+    """
+
+    def __init__(self) -> None:
+        self._history: np.ndarray | None = None
+        self.peak = 0.0
+
+    def process(self, block: np.ndarray) -> None:
+        """Add a (channels, frames) block."""
+        x = np.asarray(block, dtype=np.float64)
+        if self._history is None:
+            self._history = np.zeros((x.shape[0], _TRUE_PEAK_TAPS - 1))
+        z = np.concatenate([self._history, x], axis=1)
+        if x.shape[1]:
+            self.peak = max(self.peak, float(_oversampled_peaks(z).max()), float(np.abs(x).max()))
+        self._history = z[:, -(_TRUE_PEAK_TAPS - 1):]
+
+    @property
+    def dbtp(self) -> float | None:
+        """True peak in dBTP (None for silence), including the filter's ring after the last sample."""
+        peak = self.peak
+        if self._history is not None:
+            tail = np.concatenate([self._history, np.zeros_like(self._history)], axis=1)
+            peak = max(peak, float(_oversampled_peaks(tail).max()))
+        return to_db(peak)
+
+
+class TruePeakLimiter:
+    """Look-ahead limiter that keeps the true peak (4x oversampled, as `TruePeakMeter` measures it)
+    at or below `ceiling_db` dBTP.
+
+    The gain needed at each sample (ceiling over the true-peak envelope, at most 1) goes through a
+    minimum filter and then a moving average, both `ramp_s` / 2 wide either side: the average of
+    minima taken over windows that each contain the sample is never above what the sample needs,
+    so no overshoot, and the gain moves in ramps of `ramp_s` seconds (attack and release alike)
+    without steps. The output is late by `latency` samples; `process` returns what is ready and
+    `flush` the rest, so the output has as many frames as the input.
+
+    Args:
+        sample_rate: Hz.
+        ceiling_db: the highest true peak allowed, dBTP.
+        ramp_s: gain ramp length, seconds.
+    """
+
+    def __init__(self, sample_rate: int, ceiling_db: float = -1.0, ramp_s: float = 0.01) -> None:
+        self.ceiling = 10 ** (ceiling_db / 20)
+        self._half = max(1, int(round(ramp_s * sample_rate / 2)))
+        self._ahead = 2 * self._half + _TRUE_PEAK_TAPS  # future samples an output sample needs
+        self._behind = 2 * self._half + _TRUE_PEAK_TAPS  # past samples it needs (history included)
+        self._buffer: np.ndarray | None = None
+        self.reduction_db = 0.0  # the deepest gain reduction so far (negative dB)
+
+    @property
+    def latency(self) -> int:
+        return self._ahead
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Limit a (channels, frames) block; returns the frames that are ready (fewer at the start)."""
+        x = np.asarray(block, dtype=np.float32)
+        if self._buffer is None:
+            self._buffer = np.zeros((x.shape[0], self._behind + self._ahead), dtype=np.float32)
+            self._pending = self._ahead  # zeros at the end of the buffer that are not input
+        z = np.concatenate([self._buffer, x], axis=1)
+        return self._run(z, x.shape[1])
+
+    def flush(self) -> np.ndarray:
+        """The held-back frames."""
+        if self._buffer is None:
+            return np.zeros((0, 0), dtype=np.float32)
+        channels = self._buffer.shape[0]
+        z = np.concatenate([self._buffer, np.zeros((channels, self._ahead), np.float32)], axis=1)
+        return self._run(z, self._ahead)
+
+    def _run(self, z: np.ndarray, new: int) -> np.ndarray:
+        env = np.zeros(z.shape[1])
+        env[_TRUE_PEAK_TAPS // 2 - 1:z.shape[1] - _TRUE_PEAK_TAPS // 2] = _oversampled_peaks(z)
+        env = np.maximum(env, np.abs(z).max(axis=0))
+        env = scipy.ndimage.maximum_filter1d(env, 3)  # the points between a sample and its neighbours
+        need = np.minimum(1.0, self.ceiling / np.maximum(env, 1e-12))
+        width = 2 * self._half + 1
+        gain = scipy.ndimage.uniform_filter1d(scipy.ndimage.minimum_filter1d(need, width, mode="nearest"), width,
+                                              mode="nearest")
+        start = self._behind
+        out = z[:, start:start + new] * gain[start:start + new].astype(np.float32)
+        if new:
+            self.reduction_db = min(self.reduction_db, float(20 * np.log10(gain[start:start + new].min())))
+        self._buffer = z[:, new:]
+        skip = min(self._pending, new)  # leading zeros of the start-up buffer are not output
+        self._pending -= skip
+        return out[:, skip:]
 
 
 def decorrelation_filters(n: int, length: int = 512, seed: int = 2051, candidates: int = 256
@@ -174,15 +310,18 @@ class LowPass:
 
 
 class SignalStats:
-    """Per-channel sample peak and integrated loudness of a stream (for reports and `upmix info`).
+    """Per-channel sample peak, integrated loudness and (optionally) true peak of a stream (for
+    reports and `upmix info`).
 
     Args:
         sample_rate: Hz.
         weights: BS.1770 channel weights (see `bs1770_weights`).
+        true_peak: also measure the true peak (`TruePeakMeter`; it costs about as much as the rest).
     """
 
-    def __init__(self, sample_rate: int, weights: ArrayLike) -> None:
+    def __init__(self, sample_rate: int, weights: ArrayLike, true_peak: bool = False) -> None:
         self.loudness = LoudnessMeter(sample_rate, weights)
+        self.true_peak = TruePeakMeter() if true_peak else None
         self.peak = np.zeros(len(np.asarray(weights)))
         self.frames = 0
 
@@ -191,14 +330,21 @@ class SignalStats:
             return
         self.peak = np.maximum(self.peak, np.abs(block).max(axis=1))
         self.loudness.process(block)
+        if self.true_peak is not None:
+            self.true_peak.process(block)
         self.frames += block.shape[1]
 
     @property
     def peak_dbfs(self) -> list[float | None]:
         """Sample peak per channel in dBFS (None for a silent channel)."""
-        return [round(float(20 * np.log10(p)), 2) if p > 0 else None for p in self.peak]
+        return [to_db(p) for p in self.peak]
 
     @property
     def integrated_lufs(self) -> float | None:
         value = self.loudness.integrated()
         return round(value, 2) if math.isfinite(value) else None
+
+    @property
+    def true_peak_dbtp(self) -> float | None:
+        """True peak over all channels in dBTP (None when not measured or silent)."""
+        return None if self.true_peak is None else self.true_peak.dbtp

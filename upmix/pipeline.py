@@ -16,11 +16,12 @@ import numpy as np
 
 from . import __version__
 from .audio import SUBTYPES, AudioInfo, AudioWriter, BlockReader
-from .dsp import SignalStats
+from .dsp import LoudnessMeter, SignalStats
 from .errors import UpmixError
 from .files import temporary_sibling
 from .geometry import cartesian
 from .layouts import WAV_SPEAKER_BITS, get_layout, layout_for_mask, mask_labels
+from .master import Delivery
 from .render.renderer import SceneRenderer, file_sources
 from .render.targets import SpeakerTarget, Target, get_target
 from .scene import Scene, load_path, load_scene
@@ -74,14 +75,15 @@ def report_path(output: Path) -> Path:
 
 def write_rendered(renderer: SceneRenderer, output: Path, target: Target, rate: int, bits: str,
                    expected: int, progress: Progress | None,
-                   also: Callable[[np.ndarray], None] | None = None) -> tuple[AudioWriter, SignalStats]:
+                   also: Callable[[np.ndarray], None] | None = None,
+                   true_peak: bool = False) -> tuple[AudioWriter, SignalStats]:
     """Stream a renderer's blocks into the output file, measuring as they pass (and handing each
     block to `also`, on the rendering thread, when given).
 
     Writing and measuring run on a second thread while the next block renders (both mostly run
     outside the GIL: file writes, scipy filters), with at most a few blocks in flight.
     """
-    stats = SignalStats(rate, target.loudness_weights)
+    stats = SignalStats(rate, target.loudness_weights, true_peak)
 
     def rendered() -> Iterator[np.ndarray]:
         for block in renderer.blocks():
@@ -100,6 +102,27 @@ def write_rendered(renderer: SceneRenderer, output: Path, target: Target, rate: 
     return writer, stats
 
 
+def write_delivered(renderer: SceneRenderer, output: Path, target: Target, rate: int, bits: str,
+                    expected: int, progress: Progress | None, delivery: Delivery,
+                    also: Callable[[np.ndarray], None] | None = None,
+                    dialogue: LoudnessMeter | None = None) -> tuple[AudioWriter, SignalStats, dict | None]:
+    """`write_rendered`, then, when `delivery` asks for a loudness or a true-peak ceiling, a second
+    pass that brings the output there (`upmix.master.deliver`; the first pass goes to a hidden
+    float file beside the output). Returns the writer, the output's measures and the delivery
+    report section (None without one)."""
+    if not delivery.active:
+        return (*write_rendered(renderer, output, target, rate, bits, expected, progress, also), None)
+    from .master import deliver, intermediate_path
+
+    rendered = intermediate_path(output)
+    try:
+        _, before = write_rendered(renderer, rendered, target, rate, "float", expected, progress, also,
+                                   true_peak=True)
+        return deliver(rendered, output, target, bits, delivery, before, dialogue)
+    finally:
+        rendered.unlink(missing_ok=True)
+
+
 @contextmanager
 def compute_threads() -> Iterator[None]:
     """Thread settings for a streaming job on this machine, restored afterwards.
@@ -107,14 +130,16 @@ def compute_threads() -> Iterator[None]:
     The jobs hand many small matrix products to numpy's BLAS and FFTs to torch, and write and
     meter on a second thread (`run_beside`). With every pool at its default, BLAS and OpenMP worker
     threads spin against each other on few cores (a 60 s stereo upmix to 7.1.4 took 2.0-3.0 s on 2
-    cores; with BLAS at one thread, torch at cores - 1 and the writer beside it, 0.9 s).
+    cores; with BLAS at one thread, torch at cores - 1 and the writer beside it, 0.9 s). The
+    environment variable ``UPMIX_THREADS`` sets torch's count instead (`upmix batch` workers share
+    the cores out).
     """
     from threadpoolctl import threadpool_limits
 
     torch = sys.modules.get("torch")  # only jobs that already use torch pay for importing it
     before = torch.get_num_threads() if torch else None
     if torch:
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        torch.set_num_threads(int(os.environ.get("UPMIX_THREADS", 0)) or max(1, (os.cpu_count() or 2) - 1))
     try:
         with threadpool_limits(limits=1, user_api="blas"):
             yield
@@ -163,6 +188,7 @@ def output_report(target: Target, rate: int, writer: AudioWriter, stats: SignalS
                      for i, (lab, name, pk) in enumerate(zip(target.labels, target.channel_names,
                                                              stats.peak_dbfs))],
         "integrated_lufs": stats.integrated_lufs,
+        "true_peak_dbtp": stats.true_peak_dbtp,
         "clipped_samples": writer.clipped,
     }
 
@@ -175,13 +201,14 @@ def clip_warnings(writer: AudioWriter) -> list[str]:
 
 
 def scene_renderer(scene: Scene, target: Target, rate: int, sources: list, lfe: bool = False,
-                   device: str = "auto"):
-    """The renderer a scene needs: the plain static one, or the spatial one for a room or movement."""
+                   device: str = "auto", lfe_objects: frozenset[str] | None = None):
+    """The renderer a scene needs: the plain static one, or the spatial one for a room or movement
+    (`lfe_objects`: the objects whose bass feeds the LFE, default all)."""
     if scene.room is None and not scene.listener.path and not any(o.path for o in scene.objects):
-        return SceneRenderer(scene, target, rate, sources, lfe=lfe)
+        return SceneRenderer(scene, target, rate, sources, lfe=lfe, lfe_objects=lfe_objects)
     from .render.moving import SpatialRenderer  # imports torch
 
-    return SpatialRenderer(scene, target, rate, sources, lfe=lfe, device=device)
+    return SpatialRenderer(scene, target, rate, sources, lfe=lfe, device=device, lfe_objects=lfe_objects)
 
 
 def with_options(scene: Scene, walk: Path | None = None, doppler: bool | None = None) -> Scene:

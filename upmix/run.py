@@ -9,8 +9,10 @@ import numpy as np
 
 from . import __version__
 from .audio import BlockReader, probe
+from .dsp import LoudnessMeter
 from .errors import UpmixError
 from .layouts import get_layout, presets_dir
+from .master import Delivery
 from .pipeline import (
     Progress,
     SnrMeter,
@@ -22,13 +24,14 @@ from .pipeline import (
     report_path,
     scene_renderer,
     with_options,
+    write_delivered,
     write_json,
-    write_rendered,
 )
 from .placement import (
     STEREO_HALF_ANGLE,
     Stage,
     StageOptions,
+    get_preset,
     scene_layout,
     seat_ambience,
     seat_families,
@@ -60,11 +63,16 @@ def is_dual_mono(path: Path, tolerance_db: float = -80.0) -> bool:
 
 
 def upmix_file(source: Path, output: Path, *, format: str | None = None, options: StageOptions | None = None,
-               exact_downmix: bool = False, lfe: bool = False, scene_file: Path | None = None,
+               exact_downmix: bool = False, lfe: bool | None = None, scene_file: Path | None = None,
                walk: Path | None = None, doppler: bool | None = None, device: str = "auto",
-               sample_rate: int | None = None, bits: str = "24", hrtf: str | None = None,
-               separator: str = "auto", weights: str | None = None, progress: Progress | None = None) -> dict:
+               sample_rate: int | None = None, bits: str | None = None, hrtf: str | None = None,
+               separator: str = "auto", weights: str | None = None, preset: str = "music",
+               delivery: Delivery | None = None, progress: Progress | None = None) -> dict:
     """Upmix a mono or stereo file to a layout (the `upmix run` job); returns the report.
+
+    `preset` (`upmix.placement.PRESETS`) gives the defaults of `options`, `lfe`, `sample_rate`
+    and `bits`; `delivery` a loudness target and true-peak ceiling (`upmix.master`), measured
+    dialogue-gated in the film preset (the centre extraction is the dialogue stem).
 
     With the default separator (``auto``: ``spatial`` for stereo, ``mono`` for mono) the recording
     is separated into direct and ambience stems (`upmix.separation`) and rendered: on the default
@@ -77,7 +85,10 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
     directions. A JSON report goes beside the output.
     """
     start = time.perf_counter()
-    options = options or StageOptions()
+    chosen = get_preset(preset)
+    options = options or chosen.stage
+    lfe = chosen.lfe if lfe is None else lfe
+    delivery = delivery or Delivery()
     info = probe(source)
     if ambix_order(info) and info.channels > 2:  # an Ambisonic recording: decode it, nothing to separate
         return render_ambix(source, output, format=format or DEFAULT_FORMAT, sample_rate=sample_rate, bits=bits,
@@ -93,8 +104,8 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
         scene = with_options(scene, walk, doppler)
     spec = format or (scene.output.format if scene else None) or DEFAULT_FORMAT
     target = get_target(spec, hrtf)
-    rate = sample_rate or (scene.output.sample_rate if scene else None) or info.sample_rate
-    bits = bits or (scene.output.bits if scene else None) or "24"
+    rate = sample_rate or (scene.output.sample_rate if scene else None) or chosen.sample_rate or info.sample_rate
+    bits = bits or (scene.output.bits if scene else None) or chosen.bits
     if output.resolve() == source.resolve():
         raise UpmixError("output would overwrite the input", output)
     mono = separator == "mono" or info.channels == 1 or (separator == "auto" and is_dual_mono(source))
@@ -122,7 +133,17 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
                 meter.feed(np.repeat(block[:1], 2, axis=0) if mono else block)
             yield block[:1] if mono else block
 
-    stems = StemStream(sep.stream(input_blocks(), rate), [s.name for s in specs], reader.frames)
+    dialogue_stem = (f"direct.{stage.dests[stage.centre].name}"
+                     if chosen.name == "film" and not families and stage.centre is not None else None)
+    dialogue = LoudnessMeter(rate, [1.0]) if dialogue_stem is not None and delivery.active else None
+
+    def stem_blocks():
+        for out in sep.stream(input_blocks(), rate):
+            if dialogue is not None:
+                dialogue.process(out[dialogue_stem])
+            yield out
+
+    stems = StemStream(stem_blocks(), [s.name for s in specs], reader.frames)
     if scene is None:
         scene = stage_scene(specs)
         sources = [stems.source(o.stem) for o in scene.objects]
@@ -133,11 +154,14 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
         scene = seat_ambience(scene, [s for s in specs if s.name.startswith(("ambience.", "wide."))])
         sources = [file_source(o, None, rate) if o.stem is None else
                    stems.source(o.stem if "." in o.stem else f"direct.{o.stem}") for o in scene.objects]
-    renderer = scene_renderer(scene, target, rate, sources, lfe=lfe, device=device)
+    lfe_objects = (frozenset(o.name for o in scene.objects if o.name.startswith("ambience."))
+                   if chosen.lfe_from_ambience and not families else None)
+    renderer = scene_renderer(scene, target, rate, sources, lfe=lfe, device=device, lfe_objects=lfe_objects)
     with compute_threads():
-        writer, stats = write_rendered(renderer, output, target, rate, bits, reader.frames, progress,
-                                       (lambda out: meter.check(fold @ out)) if meter is not None else None)
-    warnings = clip_warnings(writer)
+        writer, stats, delivered = write_delivered(
+            renderer, output, target, rate, bits, reader.frames, progress, delivery,
+            (lambda out: meter.check(fold @ out)) if meter is not None else None, dialogue)
+    warnings = clip_warnings(writer) + (delivered["warnings"] if delivered else [])
     elapsed = time.perf_counter() - start
     report = {
         "upmix_version": __version__,
@@ -145,12 +169,14 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
         "input": {"path": str(source), "sample_rate": info.sample_rate, "channels": info.channels,
                   "treated_as": "mono" if mono else "stereo", "duration_s": round(info.duration, 3)},
         "output": str(output),
-        "settings": {"format": target.name, "width_deg": options.width, "center": options.center,
+        "settings": {"preset": chosen.name, "format": target.name, "width_deg": options.width, "center": options.center,
                      "ambience_front": options.ambience_front, "exact_downmix": exact_downmix,
                      "lfe_from_bass": renderer.lfe, "separator": sep.name, "device": str(sep.device),
                      "scene": None if scene_file is None else str(scene_file), "sample_rate": rate, "bits": bits},
         **output_report(target, rate, writer, stats),
         "fold_down_snr_db": meter.snr_db if meter is not None else None,
+        "delivery": delivered and {k: v for k, v in delivered.items() if k != "warnings"},
+        "dialogue_stem": dialogue_stem,
         "stems": [{"name": s.name, "azimuth_deg": s.azimuth, "elevation_deg": s.elevation} for s in specs],
         "warnings": warnings,
         "processing_time_s": round(elapsed, 3),

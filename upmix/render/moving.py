@@ -113,13 +113,15 @@ class SpatialRenderer:
         sources: one per scene object (see `upmix.render.renderer`).
         lfe: feed the LFE channel(s) with the low-passed object mix.
         device: ``auto``, ``cpu`` or ``cuda``.
+        lfe_objects: names of the objects whose bass feeds the LFE (default: all of them).
     """
 
     def __init__(self, scene: Scene, target: Target, sample_rate: int, sources: list[Source], lfe: bool = False,
-                 device: str = "auto") -> None:
+                 device: str = "auto", lfe_objects: frozenset[str] | None = None) -> None:
         self.scene, self.target, self.sample_rate = scene, target, int(sample_rate)
         self.device = resolve_device(device)
         self.lfe = lfe and len(target.lfe_indices) > 0
+        self.lfe_objects = lfe_objects
         self._sources = sources
         self.listener = Trajectory(scene.listener.path, scene.listener.position, scene.listener.yaw,
                                    scene.listener.interpolation)
@@ -253,7 +255,9 @@ class SpatialRenderer:
             tail.set_responses(ir[None].astype(np.float32))
             tail_len = max(tail_len, responses.shape[-1], ir.shape[-1]) + SEGMENT
         shares = np.sqrt(np.array([o.diffuse for o in self.scene.objects])[obj])
-        beds = Beds(target, rate, mono * shares, mono, self.lfe)
+        to_lfe = mono if self.lfe_objects is None else \
+            mono * np.array([o.name in self.lfe_objects for o in self.scene.objects])[obj]
+        beds = Beds(target, rate, mono * shares, to_lfe, self.lfe)
         tail_len = max(tail_len, beds.tail)
         emitted, total, start = 0, None, 0
         while total is None or emitted < total:

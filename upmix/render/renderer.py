@@ -11,7 +11,8 @@ width keeps its image: its left and right channels are placed width/2 either sid
 direction; a stereo source of width 0 is played as the mean of its channels.
 A ``diffuse`` share is rendered from the target's diffuse directions (every speaker of a layout; a
 t-design for binaural and Ambisonics) through mutually decorrelated all-pass filters.
-Objects reach the LFE only when ``lfe`` is on: a 120 Hz low-pass of the object mix at -10 dB.
+Objects reach the LFE only when ``lfe`` is on: a 120 Hz low-pass of the object mix (or of the objects
+``lfe_objects`` names, e.g. the effects of a film) at -10 dB.
 """
 
 from __future__ import annotations
@@ -219,13 +220,15 @@ class SceneRenderer:
         sample_rate: output rate in Hz.
         sources: one source per scene object, at `sample_rate` (see `file_sources`, `StemStream`).
         lfe: feed the LFE channel(s) with the low-passed object mix (speaker layouts with an LFE).
+        lfe_objects: names of the objects whose bass feeds the LFE (default: all of them).
         block: frames per block.
     """
 
     def __init__(self, scene: Scene, target: Target, sample_rate: int, sources: list[Source],
-                 lfe: bool = False, block: int = DEFAULT_BLOCK) -> None:
+                 lfe: bool = False, block: int = DEFAULT_BLOCK, lfe_objects: frozenset[str] | None = None) -> None:
         self.scene, self.target, self.sample_rate = scene, target, int(sample_rate)
         self.lfe = lfe and len(target.lfe_indices) > 0
+        self.lfe_objects = lfe_objects
         self.block = block
         self._readers = sources
         self.plans = self._plan()
@@ -276,6 +279,8 @@ class SceneRenderer:
         # per-voice weights that turn the voices back into each object's mono signal x gain
         mono = np.concatenate([np.full(p.voices, p.gain / p.voices) for p in plans])
         share = mono * np.concatenate([np.full(p.voices, np.sqrt(p.obj.diffuse)) for p in plans])
+        if self.lfe_objects is not None:
+            mono = mono * np.concatenate([np.full(p.voices, p.obj.name in self.lfe_objects) for p in plans])
         beds = Beds(self.target, rate, share, mono, self.lfe)
         tail = max(tail, beds.tail)
         emitted, total = 0, None
