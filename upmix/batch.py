@@ -292,6 +292,16 @@ def _convert_with_progress(index: int, job: Job, threads: int, sink: Any) -> dic
     return convert(job, threads, _Throttled(index, sink) if sink is not None else None)
 
 
+def _drain(sink: Any, empty: type[Exception]) -> list[tuple[int, int, int]]:
+    """Every progress update waiting in a queue (`empty`: the exception its get_nowait raises)."""
+    out = []
+    while True:
+        try:
+            out.append(sink.get_nowait())
+        except empty:
+            return out
+
+
 class LocalEngine:
     """A process pool (spawned workers: forking after torch is imported can deadlock)."""
 
@@ -321,12 +331,7 @@ class LocalEngine:
         return out
 
     def updates(self) -> list[tuple[int, int, int]]:
-        out = []
-        while True:
-            try:
-                out.append(self.sink.get_nowait())
-            except queue.Empty:
-                return out
+        return _drain(self.sink, queue.Empty)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -375,12 +380,7 @@ class RayEngine:
     def updates(self) -> list[tuple[int, int, int]]:
         from ray.util.queue import Empty
 
-        out = []
-        while True:
-            try:
-                out.append(self.sink.get_nowait())
-            except Empty:
-                return out
+        return _drain(self.sink, Empty)
 
     def close(self) -> None:
         self.sink.shutdown()

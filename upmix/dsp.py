@@ -8,6 +8,7 @@ in blocks gives the same result as feeding it whole. Audio is float32 ``(channel
 from __future__ import annotations
 
 import math
+from array import array
 
 import numpy as np
 import scipy.fft
@@ -48,7 +49,7 @@ class LoudnessMeter:
         self._hop = int(round(0.1 * sample_rate))
         self._partial = None  # energy summed so far in the unfinished 100 ms block, per channel
         self._partial_len = 0
-        self._quarters: list[np.ndarray] = []
+        self._quarters = array("d")  # weighted K-weighted energy of every finished 100 ms block
 
     def process(self, block: np.ndarray) -> None:
         """Add a (channels, frames) block."""
@@ -72,18 +73,15 @@ class LoudnessMeter:
             sums.append(rest[:, :n * self._hop].reshape(rest.shape[0], n, self._hop).sum(-1))
             self._partial = rest[:, n * self._hop:].sum(axis=1)
             self._partial_len = rest.shape[1] - n * self._hop
-            self._quarters.append(np.concatenate(sums, axis=1) * self._gain ** 2)
+            self._quarters.extend(self.weights[self.weights > 0] @ np.concatenate(sums, axis=1) * self._gain ** 2)
 
     def block_powers(self) -> np.ndarray:
         """Weighted mean-square power of every 400 ms gating block (75 % overlap, one per 100 ms),
         K-weighted; loudness in LUFS is -0.691 + 10 log10(power)."""
-        if not self._quarters:
+        q = np.array(self._quarters, dtype=np.float64)  # a copy: the array may grow on
+        if len(q) < 4:
             return np.zeros(0)
-        q = np.concatenate(self._quarters, axis=1)
-        if q.shape[1] < 4:
-            return np.zeros(0)
-        z = (q[:, :-3] + q[:, 1:-2] + q[:, 2:-1] + q[:, 3:]) / (4 * self._hop)
-        return self.weights[self.weights > 0] @ z
+        return (q[:-3] + q[1:-2] + q[2:-1] + q[3:]) / (4 * self._hop)
 
     def integrated(self, where: np.ndarray | None = None) -> float:
         """Gated integrated loudness in LUFS; -inf for silence or less than 400 ms of audio.
