@@ -198,6 +198,9 @@ def test_cli_loudness_and_preset(tmp_path, rng):
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["delivery"]["after"]["true_peak_dbtp"] <= -0.95
     assert report["settings"]["width_deg"] == 60.0
+    info = run_cli("info", out, "--json")
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["true_peak_dbtp"] == report["delivery"]["after"]["true_peak_dbtp"]
     r = run_cli("run", src, "-o", tmp_path / "x.wav", "--preset", "cinema")
     assert r.returncode == 2 and "unknown preset 'cinema'" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("run", src, "-o", tmp_path / "x.wav", "--loudness", "12")

@@ -82,7 +82,7 @@ def layouts(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
 @handles_errors
 def info(file: Path = typer.Argument(..., help="Audio file."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """Print format, channels with their labels, duration, peak and loudness of an audio file."""
+    """Print format, channels with their labels, duration, peaks, true peak and loudness of an audio file."""
     from .pipeline import describe_file
 
     with _progress("measuring", True) as progress:
@@ -90,13 +90,14 @@ def info(file: Path = typer.Argument(..., help="Audio file."),
     if as_json:
         print(json.dumps(desc, indent=2))
         return
-    lufs = desc["integrated_lufs"]
+    lufs, tp = desc["integrated_lufs"], desc["true_peak_dbtp"]
     out.print(f"[bold]{desc['path']}[/]\n"
               f"  format       {desc['container']} {desc['sample_format']}, {desc['sample_rate']} Hz, "
               f"{desc['channels']} channels\n"
               f"  layout       {desc['layout'] or '-'} (channel mask {desc['channel_mask'] or 'none'})\n"
               f"  duration     {desc['duration_s']:.3f} s ({desc['frames']} frames)\n"
-              f"  loudness     {'-' if lufs is None else f'{lufs:.1f}'} LUFS integrated (BS.1770-4)",
+              f"  loudness     {'-' if lufs is None else f'{lufs:.1f}'} LUFS integrated (BS.1770-4)\n"
+              f"  true peak    {'-' if tp is None else f'{tp:.1f}'} dBTP (4x oversampled)",
               highlight=False)
     table = Table("#", "label", "name", "peak dBFS")
     for ch in desc["channel_info"]:

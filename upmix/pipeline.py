@@ -286,7 +286,7 @@ def _mask_weights(labels: list[str]) -> np.ndarray:
 
 
 def describe_file(path: Path, progress: Progress | None = None) -> dict:
-    """Format, channel labels, duration, per-channel peak and loudness of an audio file."""
+    """Format, channel labels, duration, per-channel peak, true peak and loudness of an audio file."""
     reader = BlockReader(path)
     info = reader.info
     mask = info.channel_mask
@@ -300,7 +300,7 @@ def describe_file(path: Path, progress: Progress | None = None) -> dict:
         names = [None] * info.channels
         weights = _mask_weights(labels) if all(lab in WAV_SPEAKER_BITS for lab in labels) \
             else np.ones(info.channels)
-    stats = SignalStats(info.sample_rate, weights)
+    stats = SignalStats(info.sample_rate, weights, true_peak=True)
     for block in reader:
         stats.process(block)
         if progress:
@@ -318,6 +318,7 @@ def describe_file(path: Path, progress: Progress | None = None) -> dict:
         "channel_info": [{"index": i, "label": lab, "name": nm, "peak_dbfs": pk}
                          for i, (lab, nm, pk) in enumerate(zip(labels, names, stats.peak_dbfs))],
         "integrated_lufs": stats.integrated_lufs,
+        "true_peak_dbtp": stats.true_peak_dbtp,
     }
 
 
