@@ -49,6 +49,7 @@ def test_a_folder_of_twenty_files_and_a_rerun_that_does_no_work(tmp_path, rng):
     r = run_cli("batch", src, "-o", out, "--format", "5.1", "--jobs", "2")
     assert r.returncode == 0, r.stderr
     assert len(list(out.glob("*.wav"))) == 20 and len(list(out.glob("*.json"))) == 20
+    assert r.stderr.count(" -> ") == 20  # a line per file off a terminal (a live display on one)
     done = [e for e in _journal(out) if e["status"] == "done"]
     assert len(done) == 20
     assert all(file_checksum(Path(e["output"])) == e["checksum"] for e in done)

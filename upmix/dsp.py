@@ -111,7 +111,7 @@ _TRUE_PEAK_PHASES = np.array([
     [-0.0083007812500, 0.0148925781250, -0.0266113281250, 0.0476074218750, -0.1022949218750, 0.9721679687500,
      0.1373291015625, -0.0594482421875, 0.0332031250000, -0.0196533203125, 0.0109863281250, 0.0017089843750],
 ])
-_TRUE_PEAK_FIR = _TRUE_PEAK_PHASES.T.ravel()  # y[4n + p] = sum_k phases[p, k] x[n - k]
+_TRUE_PEAK_FIR = _TRUE_PEAK_PHASES.T.ravel().astype(np.float32)  # y[4n + p] = sum_k phases[p, k] x[n - k]
 _TRUE_PEAK_TAPS = _TRUE_PEAK_PHASES.shape[1]
 
 
@@ -119,10 +119,10 @@ def _oversampled_peaks(z: np.ndarray) -> np.ndarray:
     """|x| at 4x rate, maximum over channels and over the four points of each input sample
     (BS.1770-4 Annex 2): for (channels, n) input with `_TRUE_PEAK_TAPS` - 1 samples of history in
     front, the n - 11 values of the samples after the history, each 6 samples late."""
-    y = scipy.signal.upfirdn(_TRUE_PEAK_FIR, z, up=4, axis=-1)
-    first = 4 * (_TRUE_PEAK_TAPS - 1)
-    y = np.abs(y[:, first:4 * z.shape[1]])
-    return y.reshape(z.shape[0], -1, 4).max(axis=(0, 2))
+    y = scipy.signal.upfirdn(_TRUE_PEAK_FIR, np.asarray(z, dtype=np.float32), up=4, axis=-1)
+    y = y[:, 4 * (_TRUE_PEAK_TAPS - 1):4 * z.shape[1]]
+    np.abs(y, out=y)
+    return y.max(axis=0).reshape(-1, 4).max(axis=1)
 
 
 def to_db(value: float) -> float | None:
@@ -143,9 +143,9 @@ class TruePeakMeter:
 
     def process(self, block: np.ndarray) -> None:
         """Add a (channels, frames) block."""
-        x = np.asarray(block, dtype=np.float64)
+        x = np.asarray(block, dtype=np.float32)  # float32 arithmetic: 4x faster, 1e-7 relative
         if self._history is None:
-            self._history = np.zeros((x.shape[0], _TRUE_PEAK_TAPS - 1))
+            self._history = np.zeros((x.shape[0], _TRUE_PEAK_TAPS - 1), dtype=np.float32)
         z = np.concatenate([self._history, x], axis=1)
         if x.shape[1]:
             self.peak = max(self.peak, float(_oversampled_peaks(z).max()), float(np.abs(x).max()))
