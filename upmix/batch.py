@@ -190,17 +190,17 @@ class Journal:
             raise UpmixError(f"cannot write the batch journal here: {exc.strerror or exc}", outdir) from None
 
     def record(self, job: Job, status: str, **extra: Any) -> None:
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": status, "input": str(job.input),
-                 "output": str(job.output), "settings_hash": job.settings_hash(), **extra}
+        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": status, "input": os.path.abspath(job.input),
+                 "output": os.path.abspath(job.output), "settings_hash": job.settings_hash(), **extra}
         self._file.write(json.dumps(entry) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
-        self.last[str(job.output)] = entry
+        self.last[entry["output"]] = entry
 
     def finished(self, job: Job) -> bool:
         """Whether the job's last event is a success with the same settings and its output is
         still the file that was written."""
-        entry = self.last.get(str(job.output))
+        entry = self.last.get(os.path.abspath(job.output))
         if not entry or entry.get("status") != "done" or entry.get("settings_hash") != job.settings_hash():
             return False
         try:
