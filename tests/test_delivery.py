@@ -110,6 +110,19 @@ def test_run_delivers_loudness_and_true_peak(tmp_path, rng, loudness, ceiling):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no intermediate left
 
 
+def test_ambix_input_is_delivered_too(tmp_path, rng):
+    from upmix.geometry import cartesian
+    from upmix.render.ambisonics import encode
+
+    src = tmp_path / "scene.wav"
+    x = rng.standard_normal(2 * RATE) * 0.2
+    write(src, (encode(1, cartesian(30, 0)[None])[0][:, None] * x).astype(np.float32), RATE, "FLOAT", 0)
+    report = upmix_file(src, tmp_path / "out.wav", format="5.1", delivery=Delivery(-23.0, -1.0))
+    assert report["input_format"] == "ambix1"
+    assert report["delivery"]["after"]["integrated_lufs"] == pytest.approx(-23.0, abs=0.1)
+    assert report["delivery"]["after"]["true_peak_dbtp"] <= -0.95
+
+
 def test_loudness_without_limiter_keeps_the_shape(tmp_path, rng):
     src = tmp_path / "in.wav"
     write(src, 0.1 * _programme(rng), 44100)

@@ -333,8 +333,9 @@ def ambix_order(info: AudioInfo) -> int | None:
 
 def render_ambix(source: Path, output: Path, *, format: str, order: int | None = None,
                  sample_rate: int | None = None, bits: str = "24", hrtf: str | None = None,
-                 progress: Progress | None = None) -> dict:
-    """Decode an AmbiX file (ACN, SN3D) to a speaker layout, binaural or another order."""
+                 delivery: Delivery | None = None, progress: Progress | None = None) -> dict:
+    """Decode an AmbiX file (ACN, SN3D) to a speaker layout, binaural or another order (at a
+    `delivery` loudness and true-peak ceiling when given)."""
     from .render.ambisonics import AMBIX_ORDERS, AmbixRenderer
 
     start = time.perf_counter()
@@ -348,12 +349,14 @@ def render_ambix(source: Path, output: Path, *, format: str, order: int | None =
     target = get_target(format, hrtf)
     rate = reader.sample_rate
     with compute_threads():
-        writer, stats = write_rendered(AmbixRenderer(reader, target, order, rate), output, target, rate, bits,
-                                       reader.frames, progress)
+        writer, stats, delivered = write_delivered(AmbixRenderer(reader, target, order, rate), output, target, rate,
+                                                   bits, reader.frames, progress, delivery or Delivery())
     elapsed = time.perf_counter() - start
     report = {"upmix_version": __version__, "command": "render", "input": str(source),
               "input_format": f"ambix{order}", "output": str(output), "format": target.name, "sample_rate": rate,
-              "bits": bits, **output_report(target, rate, writer, stats), "warnings": clip_warnings(writer),
+              "bits": bits, **output_report(target, rate, writer, stats),
+              "delivery": delivered and {k: v for k, v in delivered.items() if k != "warnings"},
+              "warnings": clip_warnings(writer) + (delivered["warnings"] if delivered else []),
               "processing_time_s": round(elapsed, 3),
               "realtime_factor": round(writer.frames / rate / elapsed, 1) if elapsed > 0 else None}
     write_json(report_path(output), report)

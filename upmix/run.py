@@ -91,8 +91,9 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
     delivery = delivery or Delivery()
     info = probe(source)
     if ambix_order(info) and info.channels > 2:  # an Ambisonic recording: decode it, nothing to separate
-        return render_ambix(source, output, format=format or DEFAULT_FORMAT, sample_rate=sample_rate, bits=bits,
-                            hrtf=hrtf, progress=progress)
+        return render_ambix(source, output, format=format or DEFAULT_FORMAT,
+                            sample_rate=sample_rate or chosen.sample_rate, bits=bits or chosen.bits, hrtf=hrtf,
+                            delivery=delivery, progress=progress)
     if info.channels > 2:
         raise UpmixError(f"upmix run takes mono, stereo or AmbiX input; this file has {info.channels} channels",
                          source)
