@@ -98,7 +98,7 @@ def main() -> None:
         meta = f.metadata()
     print(f"\n{len(test)} excerpts x {args.seconds:g} s of held-out works, unseen SoundFonts "
           f"({', '.join(sorted({d['soundfont'] for _, _, d in test}))}); model trained {meta.get('step')} steps, "
-          f"{float(meta.get('trained_seconds', 0)) / 3600:.1f} h on {torch.get_num_threads()} CPU threads\n")
+          f"{float(meta.get('trained_seconds', 0)) / 3600:.1f} h of training\n")
     print("SI-SDR improvement over the mixture, dB (SDR in brackets); n = excerpts where the stem plays\n")
     header = "| method           | " + " | ".join(f"{f:>16}" for f in FAMILIES) + " |      mean |"
     print(header)
