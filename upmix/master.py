@@ -68,9 +68,10 @@ def _rounded(value: float) -> float | None:
 
 
 def deliver(rendered: Path, output: Path, target: Target, bits: str, delivery: Delivery, before: SignalStats,
-            dialogue: LoudnessMeter | None = None) -> tuple[AudioWriter, SignalStats, dict]:
+            dialogue: LoudnessMeter | None = None) -> tuple[AudioWriter, SignalStats, dict, list[str]]:
     """Copy an intermediate render to `output` (atomically) at the delivery's loudness and under
-    its true-peak ceiling; returns the writer, the output's measures and the report section.
+    its true-peak ceiling; returns the writer, the output's measures, the report section and
+    warnings.
 
     `before` holds the intermediate's measures (with true peak); `dialogue` the dialogue stem's
     loudness meter when there is one."""
@@ -117,9 +118,8 @@ def deliver(rendered: Path, output: Path, target: Target, bits: str, delivery: D
         "after": {"integrated_lufs": after.integrated_lufs,
                   "dialogue_gated_lufs": (_rounded(dialogue_lufs + gain_db) if dialogue_lufs is not None else None),
                   "true_peak_dbtp": after.true_peak_dbtp},
-        "warnings": warnings,
     }
-    return writer, after, section
+    return writer, after, section, warnings
 
 
 def intermediate_path(output: Path) -> Path:

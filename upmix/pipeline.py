@@ -105,20 +105,23 @@ def write_rendered(renderer: SceneRenderer, output: Path, target: Target, rate: 
 def write_delivered(renderer: SceneRenderer, output: Path, target: Target, rate: int, bits: str,
                     expected: int, progress: Progress | None, delivery: Delivery,
                     also: Callable[[np.ndarray], None] | None = None,
-                    dialogue: LoudnessMeter | None = None) -> tuple[AudioWriter, SignalStats, dict | None]:
+                    dialogue: LoudnessMeter | None = None
+                    ) -> tuple[AudioWriter, SignalStats, dict | None, list[str]]:
     """`write_rendered`, then, when `delivery` asks for a loudness or a true-peak ceiling, a second
     pass that brings the output there (`upmix.master.deliver`; the first pass goes to a hidden
-    float file beside the output). Returns the writer, the output's measures and the delivery
-    report section (None without one)."""
+    float file beside the output). Returns the writer, the output's measures, the delivery report
+    section (None without one) and the warnings about the written file (clipping, silence)."""
     if not delivery.active:
-        return (*write_rendered(renderer, output, target, rate, bits, expected, progress, also), None)
+        writer, stats = write_rendered(renderer, output, target, rate, bits, expected, progress, also)
+        return writer, stats, None, clip_warnings(writer)
     from .master import deliver, intermediate_path
 
     rendered = intermediate_path(output)
     try:
         _, before = write_rendered(renderer, rendered, target, rate, "float", expected, progress, also,
                                    true_peak=True)
-        return deliver(rendered, output, target, bits, delivery, before, dialogue)
+        writer, stats, section, warnings = deliver(rendered, output, target, bits, delivery, before, dialogue)
+        return writer, stats, section, clip_warnings(writer) + warnings
     finally:
         rendered.unlink(missing_ok=True)
 
@@ -349,14 +352,14 @@ def render_ambix(source: Path, output: Path, *, format: str, order: int | None =
     target = get_target(format, hrtf)
     rate = reader.sample_rate
     with compute_threads():
-        writer, stats, delivered = write_delivered(AmbixRenderer(reader, target, order, rate), output, target, rate,
-                                                   bits, reader.frames, progress, delivery or Delivery())
+        writer, stats, delivered, warnings = write_delivered(AmbixRenderer(reader, target, order, rate), output,
+                                                             target, rate, bits, reader.frames, progress,
+                                                             delivery or Delivery())
     elapsed = time.perf_counter() - start
     report = {"upmix_version": __version__, "command": "render", "input": str(source),
               "input_format": f"ambix{order}", "output": str(output), "format": target.name, "sample_rate": rate,
               "bits": bits, **output_report(target, rate, writer, stats),
-              "delivery": delivered and {k: v for k, v in delivered.items() if k != "warnings"},
-              "warnings": clip_warnings(writer) + (delivered["warnings"] if delivered else []),
+              "delivery": delivered, "warnings": warnings,
               "processing_time_s": round(elapsed, 3),
               "realtime_factor": round(writer.frames / rate / elapsed, 1) if elapsed > 0 else None}
     write_json(report_path(output), report)

@@ -17,7 +17,6 @@ from .pipeline import (
     Progress,
     SnrMeter,
     ambix_order,
-    clip_warnings,
     compute_threads,
     output_report,
     render_ambix,
@@ -159,10 +158,9 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
                    if chosen.lfe_from_ambience and not families else None)
     renderer = scene_renderer(scene, target, rate, sources, lfe=lfe, device=device, lfe_objects=lfe_objects)
     with compute_threads():
-        writer, stats, delivered = write_delivered(
+        writer, stats, delivered, warnings = write_delivered(
             renderer, output, target, rate, bits, reader.frames, progress, delivery,
             (lambda out: meter.check(fold @ out)) if meter is not None else None, dialogue)
-    warnings = clip_warnings(writer) + (delivered["warnings"] if delivered else [])
     elapsed = time.perf_counter() - start
     report = {
         "upmix_version": __version__,
@@ -176,7 +174,7 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
                      "scene": None if scene_file is None else str(scene_file), "sample_rate": rate, "bits": bits},
         **output_report(target, rate, writer, stats),
         "fold_down_snr_db": meter.snr_db if meter is not None else None,
-        "delivery": delivered and {k: v for k, v in delivered.items() if k != "warnings"},
+        "delivery": delivered,
         "dialogue_stem": dialogue_stem,
         "stems": [{"name": s.name, "azimuth_deg": s.azimuth, "elevation_deg": s.elevation} for s in specs],
         "warnings": warnings,

@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from ..audio import DEFAULT_BLOCK, BlockReader
-from ..dsp import BlockConvolver, LowPass, decorrelation_filters
+from ..dsp import BlockConvolver, LowPass, decorrelation_filters, to_db
 from ..errors import UpmixError
 from ..geometry import SPEED_OF_SOUND, cartesian, relative_direction
 from ..scene import Scene, SceneObject, object_source
@@ -132,7 +132,7 @@ class ObjectPlan:
         return {"name": self.obj.name, "source": self.source,
                 "azimuth_deg": round(self.azimuth, 2), "elevation_deg": round(self.elevation, 2),
                 "distance_m": round(self.distance, 3),
-                "gain_db": round(20 * np.log10(self.gain), 2) if self.gain > 0 else None,
+                "gain_db": to_db(self.gain),
                 "delay_samples": self.delay, "width_deg": round(self.width, 2),
                 "stereo_image": self.voices == 2, "diffuse": self.obj.diffuse}
 
