@@ -16,6 +16,7 @@ from upmix.separation.data import (
     PartSynth,
     Work,
     _parse,
+    _peak,
     find_soundfonts,
     load_notes,
     save_notes,
@@ -52,20 +53,36 @@ def test_a_note_sounds_at_its_pitch(fonts):
 
 
 def test_excerpts_add_up_whatever_the_augmentation(fonts):
-    every = Augment(reverb=1.0, mono=1.0, band_limit=1.0, wow=1.0, hiss=1.0, hum=1.0, crackle=1.0)
+    every = Augment(peak_db=6.0, font_per_part=1.0, reverb=1.0, mono=1.0, band_limit=1.0, wow=1.0, hiss=1.0,
+                    hum=1.0, crackle=1.0)
     for augment in (Augment(), every, Augment.none()):
         maker = ExcerptMaker([chorale_like()], fonts, seconds=2.0, augment=augment, seed=3)
+        fonts_used = []
         for _ in range(3):
             mix, stems, desc = maker.make()
             assert mix.shape == (2, 2 * RATE) and stems.shape == (len(FAMILIES), 2, 2 * RATE)
             np.testing.assert_allclose(stems.sum(axis=0), mix, atol=1e-5)
             assert 0.2 < np.abs(mix).max() <= 0.9 + 1e-6
-            assert desc["soundfont"] in SOUNDFONTS["test"]
             assert {p["family"] for p in desc["parts"]} <= set(FAMILIES)
             for part in desc["parts"]:
                 assert part["program"] in [p for p, _, _ in PROGRAMS[part["family"]]]
-        if augment is every:  # mono fold-down: both channels equal
+                assert part["soundfont"] in SOUNDFONTS["test"]
+            fonts_used.append({p["soundfont"] for p in desc["parts"]})
+        if augment is every:  # mono fold-down: both channels equal; a SoundFont per part
             np.testing.assert_allclose(mix[0], mix[1], atol=1e-6)
+            assert max(len(f) for f in fonts_used) == 2
+        else:  # one SoundFont per excerpt
+            assert all(len(f) == 1 for f in fonts_used)
+
+
+def test_the_peaking_filter_has_its_gain_at_its_centre_and_none_far_from_it():
+    import scipy.signal
+
+    impulse = np.zeros(RATE, dtype=np.float32)
+    impulse[0] = 1
+    for db in (6.0, -6.0):
+        _, h = scipy.signal.freqz(_peak(impulse, 1000.0, db, 1.0, RATE), worN=[50.0, 1000.0, 10000.0], fs=RATE)
+        np.testing.assert_allclose(20 * np.log10(np.abs(h)), [0, db, 0], atol=0.3)
 
 
 def test_every_part_is_equally_loud(fonts):

@@ -12,7 +12,8 @@
 - **Augmentation** (`Augment`): transposition, tempo, velocity, stereo placement, gain (every part
   is first brought to the same RMS, so no family is quiet by nature: plucked and struck
   instruments render far softer than sustained ones, and a model learns to ignore them), a
-  gentle EQ tilt and room reverb per stem (pyroomacoustics image sources); on the mix,
+  gentle EQ tilt, random peaking filters and room reverb per stem (pyroomacoustics image
+  sources), optionally a SoundFont per part rather than per excerpt; on the mix,
   legacy-recording degradations: band limit, wow and mono fold-down (applied to every stem alike)
   and hiss, hum and crackle (added to the ``other`` stem), so the stems always add up to the mix.
 - `ExcerptStream`: an endless torch IterableDataset of (mix (2, n), stems (4, 2, n)) excerpts at
@@ -227,6 +228,8 @@ class Augment:
     tempo: tuple[float, float] = (50.0, 150.0)  # quarter notes per minute
     gain_db: float = 6.0  # per stem, either way
     tilt_db: float = 4.0  # per stem EQ tilt over 100 Hz - 8 kHz, either way
+    peak_db: float = 0.0  # per part: two peaking filters (150 Hz - 6 kHz) of up to this gain, either way
+    font_per_part: float = 0.0  # probability that every part draws its own SoundFont
     reverb: float = 0.5
     mono: float = 0.25
     band_limit: float = 0.3
@@ -238,8 +241,8 @@ class Augment:
     @classmethod
     def none(cls) -> Augment:
         """Clean excerpts (evaluation): no reverb, no degradations, no EQ."""
-        return cls(transpose=0, gain_db=0.0, tilt_db=0.0, reverb=0.0, mono=0.0, band_limit=0.0, wow=0.0,
-                   hiss=0.0, hum=0.0, crackle=0.0)
+        return cls(transpose=0, gain_db=0.0, tilt_db=0.0, peak_db=0.0, font_per_part=0.0, reverb=0.0, mono=0.0,
+                   band_limit=0.0, wow=0.0, hiss=0.0, hum=0.0, crackle=0.0)
 
 
 class RoomBank:
@@ -274,6 +277,16 @@ def _tilt(x: np.ndarray, db: float, sample_rate: int) -> np.ndarray:
         return x
     g = 10 ** (db / 40)
     b, a = scipy.signal.bilinear([1 / (2 * math.pi * 1000), g], [1 / (2 * math.pi * 1000), 1 / g], fs=sample_rate)
+    return scipy.signal.lfilter(b, a, x, axis=-1).astype(np.float32)
+
+
+def _peak(x: np.ndarray, hz: float, db: float, q: float, sample_rate: int) -> np.ndarray:
+    """A peaking filter of `db` gain at `hz` (the Audio EQ Cookbook biquad; scipy has no
+    peaking-with-gain design)."""
+    a_, w0 = 10 ** (db / 40), 2 * math.pi * hz / sample_rate
+    alpha = math.sin(w0) / (2 * q)
+    b = [1 + alpha * a_, -2 * math.cos(w0), 1 - alpha * a_]
+    a = [1 + alpha / a_, -2 * math.cos(w0), 1 - alpha / a_]
     return scipy.signal.lfilter(b, a, x, axis=-1).astype(np.float32)
 
 
@@ -329,6 +342,7 @@ class ExcerptMaker:
         else:
             raise UpmixError("could not find an excerpt with two playing parts")
         synth = self.synths[rng.integers(len(self.synths))]
+        font_per_part = rng.random() < aug.font_per_part
         transpose = int(rng.integers(-aug.transpose, aug.transpose + 1)) if aug.transpose else 0
         families = rng.choice(len(FAMILIES), size=len(parts))
         if len(set(families)) == 1 and rng.random() < 0.7:  # mostly mixtures of families
@@ -340,8 +354,12 @@ class ExcerptMaker:
             pitches = np.clip(part[:, 2] + transpose + shift, 0, 127)
             onsets = (part[:, 0] - start) / tempo
             velocities = np.clip(rng.normal(rng.uniform(60, 110), 8, len(part)), 20, 127)
-            mono = synth.play(onsets, part[:, 1] / tempo, pitches, velocities, program, n)
+            player = self.synths[rng.integers(len(self.synths))] if font_per_part else synth
+            mono = player.play(onsets, part[:, 1] / tempo, pitches, velocities, program, n)
             mono = _tilt(mono, rng.uniform(-aug.tilt_db, aug.tilt_db), rate) if aug.tilt_db else mono
+            for _ in range(2 if aug.peak_db else 0):  # timbres beyond the training SoundFonts' samples
+                mono = _peak(mono, float(np.exp(rng.uniform(np.log(150), np.log(6000)))),
+                             rng.uniform(-aug.peak_db, aug.peak_db), rng.uniform(0.7, 2.0), rate)
             level = np.sqrt((mono ** 2).mean())
             if level < 1e-5:  # the part is silent in this excerpt
                 continue
@@ -356,13 +374,13 @@ class ExcerptMaker:
                 pan = rng.uniform(-1, 1) * np.pi / 4 + np.pi / 4
                 stereo = np.array([[np.cos(pan)], [np.sin(pan)]]) * mono * np.sqrt(2)
             stems[fam] += stereo.astype(np.float32)
-            described.append({"family": FAMILIES[fam], "program": int(program)})
+            described.append({"family": FAMILIES[fam], "program": int(program), "soundfont": player.name})
         stems = self._degrade(stems)
         mix = stems.sum(axis=0)
         peak = np.abs(mix).max()
         scale = rng.uniform(0.3, 0.9) / peak if peak > 0 else 1.0
         return (mix * scale).astype(np.float32), (stems * scale).astype(np.float32), {
-            "work": work.id, "parts": described, "soundfont": synth.name}
+            "work": work.id, "parts": described}
 
     def _degrade(self, stems: np.ndarray) -> np.ndarray:
         """Legacy-recording degradations: linear ones on every stem, noises into ``other``."""
