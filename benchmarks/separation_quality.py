@@ -28,7 +28,7 @@ from upmix.analysis import pan_gains, sdr, si_sdr, stereo_azimuth
 from upmix.layouts import Layout, Speaker
 from upmix.placement import AMBIENCE_SEATS, Stage, StageOptions
 from upmix.separation import SpatialSeparator
-from upmix.separation.data import FAMILIES, SAMPLE_RATE, default_notes_path, fixed_set
+from upmix.separation.data import FAMILIES, SAMPLE_RATE, default_notes_path, fixed_set, scored_stems
 from upmix.separation.model import ModelConfig
 from upmix.separation.orchestra import OrchestraSeparator, default_weights
 from upmix.separation.transforms import Geometry
@@ -76,8 +76,7 @@ def main() -> None:
     rows: dict[str, dict[str, list[tuple[float, float]]]] = {m: {f: [] for f in FAMILIES} for m in
                                                              ("model", "oracle IRM", "mixture", "spatial (panned)")}
     for mix, stems, _ in test:
-        present = [k for k in range(len(FAMILIES))
-                   if np.sqrt((stems[k] ** 2).mean()) > 1e-3 * np.sqrt((mix ** 2).mean())]
+        present = scored_stems(mix, stems)
         est = model.separate(mix, SAMPLE_RATE)
         ideal = oracle(mix, stems)
         pan_mix, pan_refs = panned(stems)
@@ -96,8 +95,9 @@ def main() -> None:
 
     with safe_open(str(default_weights()), framework="pt") as f:
         meta = f.metadata()
+    fonts = sorted({p["soundfont"] for _, _, d in test for p in d["parts"]})
     print(f"\n{len(test)} excerpts x {args.seconds:g} s of held-out works, unseen SoundFonts "
-          f"({', '.join(sorted({d['soundfont'] for _, _, d in test}))}); model trained {meta.get('step')} steps, "
+          f"({', '.join(fonts)}); model trained {meta.get('step')} steps, "
           f"{float(meta.get('trained_seconds', 0)) / 3600:.1f} h of training\n")
     print("SI-SDR improvement over the mixture, dB (SDR in brackets); n = excerpts where the stem plays\n")
     header = "| method           | " + " | ".join(f"{f:>16}" for f in FAMILIES) + " |      mean |"

@@ -20,6 +20,7 @@ from upmix.separation.data import (
     find_soundfonts,
     load_notes,
     save_notes,
+    scored_stems,
     split_of,
 )
 
@@ -113,6 +114,19 @@ def test_noises_go_to_other(fonts):
             assert np.linalg.norm(y - (x @ y) / (x @ x) * x) < 1e-4 * np.linalg.norm(y)
     x, y = a[1][other].ravel().astype(float), b[1][other].ravel().astype(float)
     assert np.linalg.norm(y - (x @ y) / max(x @ x, 1e-20) * x) > 1e-3 * np.linalg.norm(y)  # other got the noise
+
+
+def test_a_family_playing_alone_is_not_scored():
+    """The mixture of a solo family is its stem (SI-SDR infinite up to rounding): no improvement
+    over it is defined, and -200 dB outliers must not enter the means."""
+    rng = np.random.default_rng(0)
+    stems = np.zeros((len(FAMILIES), 2, 1000), dtype=np.float32)
+    stems[2] = rng.standard_normal((2, 1000))
+    assert scored_stems(stems.sum(axis=0), stems) == []
+    stems[0] = 1e-5 * rng.standard_normal((2, 1000))  # below -60 dB: not playing, and brass still alone
+    assert scored_stems(stems.sum(axis=0), stems) == []
+    stems[3] = 0.1 * rng.standard_normal((2, 1000))
+    assert scored_stems(stems.sum(axis=0), stems) == [2, 3]
 
 
 def test_splits_and_soundfonts_are_disjoint():

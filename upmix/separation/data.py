@@ -420,6 +420,16 @@ class ExcerptMaker:
         return stems
 
 
+def scored_stems(mix: np.ndarray, stems: np.ndarray) -> list[int]:
+    """Indices of the stems an SI-SDR improvement is defined for in an excerpt (mix (2, n), stems
+    (S, 2, n)): those that play (RMS above -60 dB of the mix's) and are not the whole mix (the
+    rest plays too). Where one family plays alone the mixture already is its stem, its SI-SDR is
+    infinite up to rounding, and an improvement over it would be a meaningless -200 dB."""
+    level = 1e-3 * np.sqrt((mix ** 2).mean())
+    return [k for k in range(len(stems))
+            if np.sqrt((stems[k] ** 2).mean()) > level and np.sqrt(((mix - stems[k]) ** 2).mean()) > level]
+
+
 class ExcerptStream(torch.utils.data.IterableDataset):
     """Endless random excerpts as tensors (mix (2, n), stems (4, 2, n)); every DataLoader worker
     renders its own with its own seed."""

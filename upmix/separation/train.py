@@ -44,7 +44,7 @@ import torch
 from ..analysis import si_sdr
 from ..stft import resolve_device
 from ..validate import load_yaml
-from .data import FAMILIES, SAMPLE_RATE, Augment, ExcerptStream, default_notes_path, fixed_set
+from .data import FAMILIES, SAMPLE_RATE, Augment, ExcerptStream, default_notes_path, fixed_set, scored_stems
 from .model import BandSplitRNN, ModelConfig
 from .transforms import Geometry
 
@@ -74,16 +74,15 @@ def loss_fn(model: BandSplitRNN, geometry: Geometry, mix: torch.Tensor, stems: t
 
 @torch.no_grad()
 def evaluate(model: BandSplitRNN, geometry: Geometry, excerpts: list, device: torch.device) -> dict:
-    """Mean SI-SDR improvement (dB) over the stems present in each excerpt, and per stem."""
+    """Mean SI-SDR improvement (dB) over the scored stems of each excerpt (`scored_stems`), and per stem."""
     model.eval()
     gains: dict[str, list[float]] = {name: [] for name in FAMILIES}
     for mix, stems, _ in excerpts:
         x = torch.from_numpy(mix)[None].to(device)
         scale = x.pow(2).mean().sqrt().clamp_min(1e-5)
         est = geometry.istft(model(geometry.stft(x / scale)), x.shape[-1])[0].cpu().numpy() * float(scale)
-        for k, name in enumerate(FAMILIES):
-            if np.sqrt((stems[k] ** 2).mean()) > 1e-3 * np.sqrt((mix ** 2).mean()):
-                gains[name].append(si_sdr(est[k], stems[k]) - si_sdr(mix, stems[k]))
+        for k in scored_stems(mix, stems):
+            gains[FAMILIES[k]].append(si_sdr(est[k], stems[k]) - si_sdr(mix, stems[k]))
     model.train()
     per_stem = {k: float(np.mean(v)) if v else None for k, v in gains.items()}
     present = [v for v in per_stem.values() if v is not None]
