@@ -86,6 +86,21 @@ def test_the_peaking_filter_has_its_gain_at_its_centre_and_none_far_from_it():
         np.testing.assert_allclose(20 * np.log10(np.abs(h)), [0, db, 0], atol=0.3)
 
 
+def test_the_excerpts_of_a_seed_do_not_change(fonts):
+    """Fixed validation and test sets are drawn by seed: an augmentation added later must not draw
+    random numbers when it is off, or every recorded score stops being comparable."""
+    expected = {
+        "default": [[("other", 46), ("other", 1), ("brass", 61), ("other", 13)],
+                    [("woodwinds", 64), ("other", 52), ("strings", 48), ("strings", 41)]],
+        "none": [[("strings", 48), ("strings", 44), ("woodwinds", 74), ("woodwinds", 66)],
+                 [("strings", 43), ("strings", 43), ("woodwinds", 73), ("other", 52)]],
+    }
+    for name, augment in (("default", Augment()), ("none", Augment.none())):
+        maker = ExcerptMaker([chorale_like(parts=4, beats=200)], fonts, 2.0, augment, seed=7)
+        got = [[(p["family"], p["program"]) for p in maker.make()[2]["parts"]] for _ in range(2)]
+        assert got == expected[name], name
+
+
 def test_every_part_is_equally_loud(fonts):
     """Plucked, struck and sustained instruments enter the mix at the same RMS (without the gain
     augmentation), so the model cannot learn that a family is quiet by nature."""

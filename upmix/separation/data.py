@@ -342,7 +342,8 @@ class ExcerptMaker:
         else:
             raise UpmixError("could not find an excerpt with two playing parts")
         synth = self.synths[rng.integers(len(self.synths))]
-        font_per_part = rng.random() < aug.font_per_part
+        # no random draw when off, so that the excerpts (and fixed validation and test sets) stay as they were
+        font_per_part = aug.font_per_part > 0 and rng.random() < aug.font_per_part
         transpose = int(rng.integers(-aug.transpose, aug.transpose + 1)) if aug.transpose else 0
         families = rng.choice(len(FAMILIES), size=len(parts))
         if len(set(families)) == 1 and rng.random() < 0.7:  # mostly mixtures of families
