@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import math
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,7 @@ import numpy as np
 import scipy.signal
 import torch
 
+from ..analysis import si_sdr
 from ..errors import UpmixError
 
 SAMPLE_RATE = 22050
@@ -429,6 +430,12 @@ def scored_stems(mix: np.ndarray, stems: np.ndarray) -> list[int]:
     level = 1e-3 * np.sqrt((mix ** 2).mean())
     return [k for k in range(len(stems))
             if np.sqrt((stems[k] ** 2).mean()) > level and np.sqrt(((mix - stems[k]) ** 2).mean()) > level]
+
+
+def si_sdr_improvements(estimates: Sequence[np.ndarray], mix: np.ndarray, stems: np.ndarray) -> dict[int, float]:
+    """SI-SDR improvement in dB of each scored stem's estimate (`scored_stems`) over the mixture as
+    its estimate, by stem index; `estimates` in the order of `stems`."""
+    return {k: si_sdr(estimates[k], stems[k]) - si_sdr(mix, stems[k]) for k in scored_stems(mix, stems)}
 
 
 class ExcerptStream(torch.utils.data.IterableDataset):

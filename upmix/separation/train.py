@@ -41,10 +41,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..analysis import si_sdr
 from ..stft import resolve_device
 from ..validate import load_yaml
-from .data import FAMILIES, SAMPLE_RATE, Augment, ExcerptStream, default_notes_path, fixed_set, scored_stems
+from .data import FAMILIES, SAMPLE_RATE, Augment, ExcerptStream, default_notes_path, fixed_set, si_sdr_improvements
 from .model import BandSplitRNN, ModelConfig
 from .transforms import Geometry
 
@@ -81,8 +80,8 @@ def evaluate(model: BandSplitRNN, geometry: Geometry, excerpts: list, device: to
         x = torch.from_numpy(mix)[None].to(device)
         scale = x.pow(2).mean().sqrt().clamp_min(1e-5)
         est = geometry.istft(model(geometry.stft(x / scale)), x.shape[-1])[0].cpu().numpy() * float(scale)
-        for k in scored_stems(mix, stems):
-            gains[FAMILIES[k]].append(si_sdr(est[k], stems[k]) - si_sdr(mix, stems[k]))
+        for k, gain in si_sdr_improvements(est, mix, stems).items():
+            gains[FAMILIES[k]].append(gain)
     model.train()
     per_stem = {k: float(np.mean(v)) if v else None for k, v in gains.items()}
     present = [v for v in per_stem.values() if v is not None]
