@@ -33,6 +33,9 @@ from upmix.separation.model import ModelConfig
 from upmix.separation.orchestra import OrchestraSeparator, default_weights
 from upmix.separation.transforms import Geometry
 
+TARGET_DB = 6.0
+"""The acceptance target: mean SI-SDR improvement over the four stems on this test, dB."""
+
 PANS = {"strings": -1.0, "woodwinds": -1.0 / 3.0, "brass": 1.0 / 3.0, "other": 1.0}
 """Pan positions of the families in the panned version (-1 hard left .. +1 hard right, sin/cos law)."""
 
@@ -114,6 +117,9 @@ def main() -> None:
                            "mean_si_sdri": float(np.mean(means)),
                            "per_stem_sdr": {f: float(np.mean(np.array(per[f])[:, 1])) for f in FAMILIES}}
         print(f"| {method:16} | " + " | ".join(f"{c:>16}" for c in cells) + f" | {np.mean(means):9.2f} |")
+    mean = results["model"]["mean_si_sdri"]
+    print(f"\nmodel's mean SI-SDR improvement {mean:.2f} dB (target >= {TARGET_DB:g} dB): "
+          f"{'met' if mean >= TARGET_DB else 'NOT met'}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
