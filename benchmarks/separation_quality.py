@@ -1,11 +1,11 @@
 """Quality of the orchestral-family separator on held-out works played by unseen SoundFonts.
 
 Test set: excerpts of the works of the test split (`upmix.separation.data.split_of`), rendered
-with the test SoundFonts only (TimGM6mb and the Csound GM bank; training used FluidR3 and MuseScore
-General), clean (no augmentation), every part panned at random. Per stem, over the excerpts where
+with the test SoundFonts only (TimGM6mb and the Csound GM bank; training used FluidR3, MuseScore
+General and the OPL-3 FM bank), clean (no augmentation), every part panned at random. Per stem, over the excerpts where
 the stem plays: SI-SDR improvement over the mixture and SDR, for
 
-- the shipped model (`upmix separate --model orchestra`);
+- the shipped model (`upmix separate --model orchestra`), or the weights given by ``--weights``;
 - the oracle ideal ratio mask (power ratio, same STFT as the model): an upper bound for masking;
 - the mixture itself as the estimate: the lower bound (SI-SDRi 0 by definition);
 - the training-free spatial separator on a stereo version where each family is panned to its own
@@ -13,13 +13,14 @@ the stem plays: SI-SDR improvement over the mixture and SDR, for
   stage having one place per family: what placement alone gives when the recording is kind enough
   to pan the families apart.
 
-    python benchmarks/separation_quality.py [--excerpts 48] [--seconds 8]
+    python benchmarks/separation_quality.py [--excerpts 48] [--seconds 8] [--weights W.safetensors]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -72,10 +73,12 @@ def main() -> None:
     ap.add_argument("--excerpts", type=int, default=48)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--weights", type=Path, default=None, help="safetensors to score (default: the shipped ones)")
     args = ap.parse_args()
+    weights = args.weights or default_weights()
     torch.set_num_threads(2)
     test = fixed_set(default_notes_path(), "test", "test", args.excerpts, args.seconds, seed=2026)
-    model = OrchestraSeparator(device="cpu")
+    model = OrchestraSeparator(device="cpu", weights=weights)
     rows: dict[str, dict[str, list[tuple[float, float]]]] = {m: {f: [] for f in FAMILIES} for m in
                                                              ("model", "oracle IRM", "mixture", "spatial (panned)")}
     for mix, stems, _ in test:
@@ -96,7 +99,7 @@ def main() -> None:
                                                     max(spatial[k] @ spatial[k], 1e-20), pan_refs[k])))
     from safetensors import safe_open
 
-    with safe_open(str(default_weights()), framework="pt") as f:
+    with safe_open(str(weights), framework="pt") as f:
         meta = f.metadata()
     fonts = sorted({p["soundfont"] for _, _, d in test for p in d["parts"]})
     print(f"\n{len(test)} excerpts x {args.seconds:g} s of held-out works, unseen SoundFonts "

@@ -149,7 +149,8 @@ def test_splits_and_soundfonts_are_disjoint():
     splits = [split_of(i) for i in ids]
     assert splits == [split_of(i) for i in ids]  # stable
     assert 0.7 < splits.count("train") / 400 < 0.9 and splits.count("test") > 20
-    assert not set(SOUNDFONTS["train"]) & set(SOUNDFONTS["test"])
+    assert not (set(SOUNDFONTS["train"]) | set(SOUNDFONTS["validation"])) & set(SOUNDFONTS["test"])
+    assert set(SOUNDFONTS["validation"]) < set(SOUNDFONTS["train"])  # training adds a bank validation lacks
     for k in range(400):  # a work in two formats, or an opus's works, never straddle splits
         assert split_of(f"bach/bwv{k}.mxl") == split_of(f"bach/bwv{k}.krn") == split_of(f"bach/bwv{k}.krn#3")
 
@@ -176,7 +177,7 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts):
            "model": {"features": 8, "hidden": 8, "layers": 1, "mask_hidden": 8},
            "data": {"seconds": 1.0, "workers": 0, "notes": str(tmp_path / "n.npz"), "soundfonts": "test"},
            "augment": {"reverb": 0.0}, "train": {"batch": 2, "steps": 2, "lr": 0.001},
-           "eval": {"every": 1, "excerpts": 2, "seconds": 1.0}}
+           "eval": {"every": 1, "excerpts": 2, "seconds": 1.0, "soundfonts": "test"}}
     best = train(cfg, device="cpu")
     assert np.isfinite(best["si_sdri"])
     log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
@@ -185,7 +186,7 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts):
     train(cfg, device="cpu")  # resumes at step 2
     log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2, 3]
-    score = score_checkpoint(cfg, tmp_path / "run/last.pt", "validation", 2, augmented=True)
+    score = score_checkpoint(cfg, tmp_path / "run/last.pt", "validation", 2, augmented=True, soundfonts="test")
     assert score["step"] == 3 and np.isfinite(score["si_sdri"]) and score["even_split_loss"] > 0
     export_weights(tmp_path / "run/best.pt", tmp_path / "w.safetensors")
     from upmix.separation.orchestra import OrchestraSeparator

@@ -7,8 +7,9 @@
   FluidSynth (pyfluidsynth over Debian's libfluidsynth3) with reverb and chorus off, so the parts
   add up to the mix exactly.
 - **Splits**: works by a hash of their corpus path (80 / 10 / 10 % train / validation / test);
-  SoundFonts by file: FluidR3_GM and MuseScore_General for training and validation, TimGM6mb and
-  the Csound GM bank (sf_GMbank) for testing only; they share no samples with the training ones.
+  SoundFonts by file: FluidR3_GM and MuseScore_General for training and validation, the OPL-3 FM
+  bank for training only, TimGM6mb and the Csound GM bank (sf_GMbank) for testing only; the test
+  ones share no samples with the others.
 - **Augmentation** (`Augment`): transposition, tempo, velocity, stereo placement, gain (every part
   is first brought to the same RMS, so no family is quiet by nature: plucked and struck
   instruments render far softer than sustained ones, and a model learns to ignore them), a
@@ -20,7 +21,7 @@
   `SAMPLE_RATE`, rendered on the fly (DataLoader workers must use the ``spawn`` start method:
   forking after torch is imported deadlocks).
 
-Debian packages: libfluidsynth3, fluid-soundfont-gm and musescore-general-soundfont (training),
+Debian packages: libfluidsynth3, fluid-soundfont-gm, musescore-general-soundfont and opl3-soundfont (training),
 timgm6mb-soundfont and csound-soundfont (testing). ``.ci/run`` installs the test ones;
 ``docs/separation.md`` gives the training set-up.
 """
@@ -65,11 +66,20 @@ COLLECTIONS = ("bach", "palestrina", "monteverdi", "trecento", "beethoven", "moz
 """music21 corpus folders with multi-part works."""
 
 SOUNDFONT_DIRS = (Path("/usr/share/sounds/sf2"), Path("/usr/share/sounds/sf3"))
+_SAMPLED = ("FluidR3_GM.sf2", "MuseScore_General_Full.sf3", "MuseScore_General.sf3", "MuseScore_General_Lite.sf3")
 SOUNDFONTS = {
-    "train": ("FluidR3_GM.sf2", "MuseScore_General_Full.sf3", "MuseScore_General.sf3", "MuseScore_General_Lite.sf3"),
+    "train": (*_SAMPLED, "OPL-3_FM_128M.sf2"),
+    "validation": _SAMPLED,
     "test": ("TimGM6mb.sf2", "sf_GMbank.sf2"),
 }
-"""SoundFont files by use; validation uses the training ones (on other works)."""
+"""SoundFont files by use. Validation (on other works) uses the sampled training ones, so that its
+excerpts do not change when a training SoundFont is added; the OPL-3 FM bank is synthesised, so it
+shares no samples with anything and widens the timbres the model hears."""
+
+PACKAGES = {"train": "fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
+            "validation": "fluid-soundfont-gm musescore-general-soundfont",
+            "test": "timgm6mb-soundfont csound-soundfont"}
+"""The Debian packages that install each use's SoundFonts."""
 
 
 @dataclass(frozen=True)
@@ -162,13 +172,11 @@ def load_notes(path: Path) -> list[Work]:
 
 
 def find_soundfonts(use: str) -> list[Path]:
-    """The installed SoundFonts for ``train`` or ``test``; an error naming the Debian packages
-    when there are none."""
+    """The installed SoundFonts for ``train``, ``validation`` or ``test``; an error naming the
+    Debian packages when there are none."""
     found = [d / name for name in SOUNDFONTS[use] for d in SOUNDFONT_DIRS if (d / name).is_file()]
     if not found:
-        packages = ("fluid-soundfont-gm musescore-general-soundfont" if use == "train"
-                    else "timgm6mb-soundfont csound-soundfont")
-        raise UpmixError(f"no {use} SoundFont installed (apt-get install {packages})", SOUNDFONT_DIRS[0])
+        raise UpmixError(f"no {use} SoundFont installed (apt-get install {PACKAGES[use]})", SOUNDFONT_DIRS[0])
     return found
 
 

@@ -8,15 +8,15 @@ CONFIG is a YAML file (or the name of one in ``upmix/separation/configs/``, e.g.
     data: {seconds: 4.0, workers: 1, notes: null, soundfonts: train}   # notes: default the cache's
     augment: {reverb: 0.5, ...}                        # Augment fields
     train: {batch: 4, lr: 0.001, steps: 20000, clip: 5.0, minutes: null}
-    eval: {every: 250, excerpts: 24, seconds: 6.0}
+    eval: {every: 250, excerpts: 24, seconds: 6.0, soundfonts: validation}
 
 Training excerpts are rendered on the fly (`upmix.separation.data.ExcerptStream`) from the
 training works with the training SoundFonts. Every ``eval.every`` steps the model is scored on a
-fixed set of validation works (training SoundFonts, clean) by the mean SI-SDR improvement over
+fixed set of validation works (the sampled training SoundFonts, clean) by the mean SI-SDR improvement over
 the stems present; ``last.pt`` (resumable: model, optimiser, step) and ``best.pt`` are written,
 and a line is appended to ``log.jsonl``. Rerunning the same command resumes from ``last.pt``.
 ``--export PATH`` writes the best weights as safetensors (float16) for `upmix.separation.orchestra`;
-``--score CHECKPOINT [--split S] [--excerpts N] [--augmented]`` scores a checkpoint on more
+``--score CHECKPOINT [--split S] [--excerpts N] [--augmented] [--soundfonts U]`` scores a checkpoint on more
 excerpts than the run's validation (model selection, diagnosis).
 
 Loss: mean squared error of the stems' waveforms, on the mix normalised to unit RMS. Not L1: where
@@ -102,17 +102,18 @@ class _EvenSplit(torch.nn.Module):
         return spec[:, None].expand(-1, len(FAMILIES), *spec.shape[1:]) / len(FAMILIES)
 
 
-def score_checkpoint(cfg: dict, checkpoint: Path, split: str, count: int, augmented: bool) -> dict:
-    """A checkpoint's SI-SDR improvement on `count` 6-second excerpts of a split (the config's
-    SoundFonts; with its augmentation or clean), and its training loss there against an even
-    split's."""
+def score_checkpoint(cfg: dict, checkpoint: Path, split: str, count: int, augmented: bool,
+                     soundfonts: str | None = None) -> dict:
+    """A checkpoint's SI-SDR improvement on `count` 6-second excerpts of a split's works played by
+    a use's SoundFonts (``train``, ``validation`` or ``test``; default the split's), with the
+    config's augmentation or clean, and its training loss there against an even split's."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     config = ModelConfig.from_json(state["config"])
     model, geometry = BandSplitRNN(config), Geometry.at(config, SAMPLE_RATE)
     model.load_state_dict(state["model"])
     data = cfg.get("data") or {}
     notes = Path(data["notes"]) if data.get("notes") else default_notes_path()
-    excerpts = fixed_set(notes, split, data.get("soundfonts", "train"), count, 6.0, seed=99,
+    excerpts = fixed_set(notes, split, soundfonts or split, count, 6.0, seed=99,
                          augment=augment_of(cfg) if augmented else None)
     mix = torch.from_numpy(np.stack([e[0] for e in excerpts]))
     stems = torch.from_numpy(np.stack([e[1] for e in excerpts]))
@@ -161,8 +162,8 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
     workers = int(data.get("workers", 1))
     loader = torch.utils.data.DataLoader(stream, batch_size=int(opts.get("batch", 4)), num_workers=workers,
                                          multiprocessing_context="spawn" if workers else None)
-    validation = fixed_set(notes, data.get("validation_split", "validation"), fonts, int(ev.get("excerpts", 24)),
-                           float(ev.get("seconds", 6.0)))
+    validation = fixed_set(notes, data.get("validation_split", "validation"), ev.get("soundfonts", "validation"),
+                           int(ev.get("excerpts", 24)), float(ev.get("seconds", 6.0)))
     steps, clip, every = int(opts.get("steps", 20000)), float(opts.get("clip", 5.0)), int(ev.get("every", 250))
     budget = (minutes if minutes is not None else opts.get("minutes")) or math.inf
     total = float(opts.get("lr_decay_steps", steps))
@@ -209,10 +210,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", default="validation", choices=["train", "validation", "test"])
     ap.add_argument("--excerpts", type=int, default=96)
     ap.add_argument("--augmented", action="store_true", help="--score on augmented excerpts, not clean ones")
+    ap.add_argument("--soundfonts", default=None, choices=["train", "validation", "test"],
+                    help="--score with these SoundFonts (default: the split's)")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     if args.score:
-        print(json.dumps(score_checkpoint(cfg, args.score, args.split, args.excerpts, args.augmented)))
+        print(json.dumps(score_checkpoint(cfg, args.score, args.split, args.excerpts, args.augmented, args.soundfonts)))
         return
     if args.export:
         export_weights(Path(cfg.get("run", "runs/orchestra")) / "best.pt", args.export)
