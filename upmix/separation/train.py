@@ -43,7 +43,16 @@ import torch
 
 from ..stft import resolve_device
 from ..validate import load_yaml
-from .data import FAMILIES, SAMPLE_RATE, Augment, ExcerptStream, default_notes_path, fixed_set, si_sdr_improvements
+from .data import (
+    FAMILIES,
+    SAMPLE_RATE,
+    Augment,
+    ExcerptStream,
+    default_notes_path,
+    find_soundfonts,
+    fixed_set,
+    si_sdr_improvements,
+)
 from .model import BandSplitRNN, ModelConfig
 from .transforms import Geometry
 
@@ -158,6 +167,7 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
         print(f"resumed at step {step} (best validation SI-SDRi {best['si_sdri']:.2f} dB)")
     augment = augment_of(cfg)
     fonts = data.get("soundfonts", "train")
+    print(f"{fonts} SoundFonts: {', '.join(f.name for f in find_soundfonts(fonts))}", flush=True)
     stream = ExcerptStream(notes, "train", fonts, float(data.get("seconds", 4.0)), augment, seed + step)
     workers = int(data.get("workers", 1))
     loader = torch.utils.data.DataLoader(stream, batch_size=int(opts.get("batch", 4)), num_workers=workers,
