@@ -15,6 +15,7 @@ from upmix.separation.data import (
     ExcerptMaker,
     PartSynth,
     Work,
+    _formant,
     _parse,
     _peak,
     find_soundfonts,
@@ -54,8 +55,8 @@ def test_a_note_sounds_at_its_pitch(fonts):
 
 
 def test_excerpts_add_up_whatever_the_augmentation(fonts):
-    every = Augment(peak_db=6.0, font_per_part=1.0, reverb=1.0, mono=1.0, band_limit=1.0, wow=1.0, hiss=1.0,
-                    hum=1.0, crackle=1.0)
+    every = Augment(formant=4.0, peak_db=6.0, font_per_part=1.0, reverb=1.0, mono=1.0, band_limit=1.0, wow=1.0,
+                    hiss=1.0, hum=1.0, crackle=1.0)
     for augment in (Augment(), every, Augment.none()):
         maker = ExcerptMaker([chorale_like()], fonts, seconds=2.0, augment=augment, seed=3)
         fonts_used = []
@@ -84,6 +85,29 @@ def test_the_peaking_filter_has_its_gain_at_its_centre_and_none_far_from_it():
     for db in (6.0, -6.0):
         _, h = scipy.signal.freqz(_peak(impulse, 1000.0, db, 1.0, RATE), worN=[50.0, 1000.0, 10000.0], fs=RATE)
         np.testing.assert_allclose(20 * np.log10(np.abs(h)), [0, db, 0], atol=0.3)
+
+
+def test_the_formant_shift_moves_the_envelope_and_keeps_the_notes(fonts):
+    """A violin's A3 and E4 with the envelope 4 semitones down or up: the harmonics stay at
+    multiples of 220 Hz, the spectral centroid follows the shift, the level stays near."""
+    x = PartSynth(fonts[0]).play(np.array([0.1, 1.0]), np.array([0.8, 0.8]), np.array([57, 64]),
+                                 np.array([100, 100]), program=40, length=2 * RATE)
+    window = slice(int(0.2 * RATE), int(0.8 * RATE))
+    f = np.fft.rfftfreq(window.stop - window.start, 1 / RATE)
+
+    def spectrum(y):
+        return np.abs(np.fft.rfft(y[window] * np.hanning(window.stop - window.start))) ** 2
+
+    centroids = {}
+    for k in (-4.0, 0.0, 4.0):
+        y = _formant(x, k, 64.0, RATE)
+        assert y.shape == x.shape and y.dtype == np.float32
+        assert 0.7 < np.sqrt((y ** 2).mean() / (x ** 2).mean()) < 1.4  # parts are brought to one RMS later
+        p = spectrum(y)
+        strongest = f[np.argsort(p)[-3:]]
+        np.testing.assert_allclose(strongest / 220, np.round(strongest / 220), atol=0.02)
+        centroids[k] = (f * p).sum() / p.sum()
+    assert centroids[-4.0] < 0.9 * centroids[0.0] and centroids[4.0] > 1.1 * centroids[0.0]
 
 
 def test_the_excerpts_of_a_seed_do_not_change(fonts):

@@ -10,7 +10,8 @@
   SoundFonts by file: FluidR3_GM and MuseScore_General for training and validation, the OPL-3 FM
   bank for training only, TimGM6mb and the Csound GM bank (sf_GMbank) for testing only; the test
   ones share no samples with the others.
-- **Augmentation** (`Augment`): transposition, tempo, velocity, stereo placement, gain (every part
+- **Augmentation** (`Augment`): transposition, a formant shift per part (the spectral envelope
+  moved, the notes kept: new instruments from the same samples), tempo, velocity, stereo placement, gain (every part
   is first brought to the same RMS, so no family is quiet by nature: plucked and struck
   instruments render far softer than sustained ones, and a model learns to ignore them), a
   gentle EQ tilt, random peaking filters and room reverb per stem (pyroomacoustics image
@@ -234,6 +235,7 @@ class Augment:
     """Probabilities and ranges of the augmentations (see the module docstring)."""
 
     transpose: int = 4  # semitones, either way
+    formant: float = 0.0  # per part: spectral envelope moved by up to this many semitones either way
     tempo: tuple[float, float] = (50.0, 150.0)  # quarter notes per minute
     gain_db: float = 6.0  # per stem, either way
     tilt_db: float = 4.0  # per stem EQ tilt over 100 Hz - 8 kHz, either way
@@ -250,8 +252,8 @@ class Augment:
     @classmethod
     def none(cls) -> Augment:
         """Clean excerpts (evaluation): no reverb, no degradations, no EQ."""
-        return cls(transpose=0, gain_db=0.0, tilt_db=0.0, peak_db=0.0, font_per_part=0.0, reverb=0.0, mono=0.0,
-                   band_limit=0.0, wow=0.0, hiss=0.0, hum=0.0, crackle=0.0)
+        return cls(transpose=0, formant=0.0, gain_db=0.0, tilt_db=0.0, peak_db=0.0, font_per_part=0.0, reverb=0.0,
+                   mono=0.0, band_limit=0.0, wow=0.0, hiss=0.0, hum=0.0, crackle=0.0)
 
 
 class RoomBank:
@@ -297,6 +299,35 @@ def _peak(x: np.ndarray, hz: float, db: float, q: float, sample_rate: int) -> np
     b = [1 + alpha * a_, -2 * math.cos(w0), 1 - alpha * a_]
     a = [1 + alpha / a_, -2 * math.cos(w0), 1 - alpha / a_]
     return scipy.signal.lfilter(b, a, x, axis=-1).astype(np.float32)
+
+
+def _formant(x: np.ndarray, semitones: float, highest_pitch: float, sample_rate: int) -> np.ndarray:
+    """`x` (n,) with its spectral envelope moved `semitones` up or down and its harmonics left where
+    they are: the sound of a larger or smaller instrument playing the same notes, which a
+    SoundFont does not hold (every pitch shift of a sampler moves the envelope with the notes).
+
+    Per 46 ms frame, the envelope is the cepstrally smoothed log spectrum, liftered below the period of
+    the part's `highest_pitch` (MIDI) so that it holds no harmonics; the frame's log spectrum is
+    given the envelope warped along frequency in its place. librosa and scipy have no formant shift.
+    """
+    if semitones == 0:
+        return x
+    size = 1024
+    period = sample_rate / (440.0 * 2 ** ((highest_pitch - 69) / 12))  # samples
+    keep = int(np.clip(0.4 * period, 8, size // 4))  # quefrencies of the envelope: below half a period
+    _, _, spec = scipy.signal.stft(x, nperseg=size, noverlap=3 * size // 4)
+    log = np.log(np.abs(spec) + 1e-9)
+    lifter = np.zeros(size)
+    lifter[:keep], lifter[size - keep + 1:] = 1.0, 1.0
+    lifter[0] = 1.0
+    envelope = np.fft.rfft(np.fft.irfft(log, n=size, axis=0) * lifter[:, None], axis=0).real
+    bins = np.arange(envelope.shape[0], dtype=float)
+    source = np.clip(bins * 2 ** (-semitones / 12), 0, bins[-1])
+    lo = np.floor(source).astype(int)
+    frac = (source - lo)[:, None]
+    warped = envelope[lo] * (1 - frac) + envelope[np.minimum(lo + 1, len(bins) - 1)] * frac
+    _, y = scipy.signal.istft(spec * np.exp(warped - envelope), nperseg=size, noverlap=3 * size // 4)
+    return y[:len(x)].astype(np.float32)
 
 
 class ExcerptMaker:
@@ -366,6 +397,8 @@ class ExcerptMaker:
             velocities = np.clip(rng.normal(rng.uniform(60, 110), 8, len(part)), 20, 127)
             player = self.synths[rng.integers(len(self.synths))] if font_per_part else synth
             mono = player.play(onsets, part[:, 1] / tempo, pitches, velocities, program, n)
+            if aug.formant:
+                mono = _formant(mono, rng.uniform(-aug.formant, aug.formant), float(pitches.max()), rate)
             mono = _tilt(mono, rng.uniform(-aug.tilt_db, aug.tilt_db), rate) if aug.tilt_db else mono
             for _ in range(2 if aug.peak_db else 0):  # timbres beyond the training SoundFonts' samples
                 mono = _peak(mono, float(np.exp(rng.uniform(np.log(150), np.log(6000)))),
