@@ -318,8 +318,7 @@ def _formant(x: np.ndarray, semitones: float, highest_pitch: float, sample_rate:
     _, _, spec = scipy.signal.stft(x, nperseg=size, noverlap=3 * size // 4)
     log = np.log(np.abs(spec) + 1e-9)
     lifter = np.zeros(size)
-    lifter[:keep], lifter[size - keep + 1:] = 1.0, 1.0
-    lifter[0] = 1.0
+    lifter[:keep] = lifter[size - keep + 1:] = 1.0
     envelope = np.fft.rfft(np.fft.irfft(log, n=size, axis=0) * lifter[:, None], axis=0).real
     bins = np.arange(envelope.shape[0], dtype=float)
     source = np.clip(bins * 2 ** (-semitones / 12), 0, bins[-1])
