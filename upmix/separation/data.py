@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,9 @@ import scipy.signal
 import torch
 
 from ..analysis import si_sdr
+from ..cache import cache_dir
 from ..errors import UpmixError
+from .samples import SET_NAME, SampleSynth, fetch_samples
 
 SAMPLE_RATE = 22050
 """Rate of the training excerpts and of the model, Hz."""
@@ -69,13 +72,14 @@ COLLECTIONS = ("bach", "palestrina", "monteverdi", "trecento", "beethoven", "moz
 SOUNDFONT_DIRS = (Path("/usr/share/sounds/sf2"), Path("/usr/share/sounds/sf3"))
 _SAMPLED = ("FluidR3_GM.sf2", "MuseScore_General_Full.sf3", "MuseScore_General.sf3", "MuseScore_General_Lite.sf3")
 SOUNDFONTS = {
-    "train": (*_SAMPLED, "OPL-3_FM_128M.sf2"),
+    "train": (*_SAMPLED, "OPL-3_FM_128M.sf2", SET_NAME),
     "validation": _SAMPLED,
     "test": ("TimGM6mb.sf2", "sf_GMbank.sf2"),
 }
-"""SoundFont files by use. Validation (on other works) uses the sampled training ones, so that its
-excerpts do not change when a training SoundFont is added; the OPL-3 FM bank is synthesised, so it
-shares no samples with anything and widens the timbres the model hears."""
+"""SoundFont files (and sample sets, `samples.SET_NAME`) by use. Validation (on other works) uses the
+sampled training ones, so that its excerpts do not change when a training SoundFont is added; the
+OPL-3 FM bank is synthesised and the tonejs-instruments set is other recordings, so they share no
+samples with anything and widen the timbres the model hears."""
 
 PACKAGES = {"train": "fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
             "validation": "fluid-soundfont-gm musescore-general-soundfont",
@@ -173,9 +177,9 @@ def load_notes(path: Path) -> list[Work]:
 
 
 def find_soundfonts(use: str) -> list[Path]:
-    """The installed SoundFonts for ``train``, ``validation`` or ``test``; an error naming the
-    Debian packages when there are none."""
-    found = [d / name for name in SOUNDFONTS[use] for d in SOUNDFONT_DIRS if (d / name).is_file()]
+    """The installed SoundFonts (and fetched sample sets) for ``train``, ``validation`` or ``test``;
+    an error naming the Debian packages when there are none."""
+    found = [d / name for name in SOUNDFONTS[use] for d in (*SOUNDFONT_DIRS, cache_dir()) if (d / name).exists()]
     if not found:
         raise UpmixError(f"no {use} SoundFont installed (apt-get install {PACKAGES[use]})", SOUNDFONT_DIRS[0])
     return found
@@ -347,7 +351,7 @@ class ExcerptMaker:
         self.works, self.seconds = works, seconds
         self.augment = augment or Augment()
         self.rng = np.random.default_rng(seed)
-        self.synths = [PartSynth(sf) for sf in soundfonts]
+        self.synths = [SampleSynth(sf, SAMPLE_RATE) if sf.is_dir() else PartSynth(sf) for sf in soundfonts]
         self._weights = np.array([w.length for w in works]) ** 0.5
         self._weights /= self._weights.sum()
         self._rooms = RoomBank(self.rng) if self.augment.reverb > 0 else None
@@ -514,8 +518,6 @@ def fixed_set(notes: Path, split: str, soundfonts: str, count: int, seconds: flo
 
 def default_notes_path() -> Path:
     """Where `export_notes` keeps the note lists: the upmix cache folder."""
-    from ..cache import cache_dir
-
     return cache_dir() / "corpus-notes-v1.npz"
 
 
@@ -524,14 +526,23 @@ def _digest(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m upmix.separation.data export-notes [PATH]``: parse the corpus into note lists."""
+    """``python -m upmix.separation.data export-notes [PATH]``: parse the corpus into note lists;
+    ``fetch-samples [FOLDER]``: download the tonejs-instruments sample set for training."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m upmix.separation.data", description=main.__doc__)
-    ap.add_argument("command", choices=["export-notes"])
+    ap.add_argument("command", choices=["export-notes", "fetch-samples"])
     ap.add_argument("path", nargs="?", type=Path, default=None)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
+    if args.command == "fetch-samples":
+        folder = args.path or cache_dir() / SET_NAME
+        try:
+            print(f"{fetch_samples(folder)} instruments -> {folder}")
+        except UpmixError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        return
     path = args.path or default_notes_path()
     count = export_notes(path, args.workers)
     print(f"{count} works -> {path} (sha1 {_digest(path)})")
