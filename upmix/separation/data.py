@@ -5,7 +5,8 @@
   (`export_notes`, a few minutes): per part, onset and duration in quarter notes and MIDI pitch.
 - **Sound**: every part is played by a General MIDI instrument of a random family through
   FluidSynth (pyfluidsynth over Debian's libfluidsynth3) with reverb and chorus off, so the parts
-  add up to the mix exactly.
+  add up to the mix exactly; the ``train-samples`` use adds recorded single-note samples played by
+  `samples.SampleSynth`.
 - **Splits**: works by a hash of their corpus path (80 / 10 / 10 % train / validation / test);
   SoundFonts by file: FluidR3_GM and MuseScore_General for training and validation, the OPL-3 FM
   bank for training only, TimGM6mb and the Csound GM bank (sf_GMbank) for testing only; the test
@@ -72,16 +73,22 @@ COLLECTIONS = ("bach", "palestrina", "monteverdi", "trecento", "beethoven", "moz
 SOUNDFONT_DIRS = (Path("/usr/share/sounds/sf2"), Path("/usr/share/sounds/sf3"))
 _SAMPLED = ("FluidR3_GM.sf2", "MuseScore_General_Full.sf3", "MuseScore_General.sf3", "MuseScore_General_Lite.sf3")
 SOUNDFONTS = {
-    "train": (*_SAMPLED, "OPL-3_FM_128M.sf2", SET_NAME),
+    "train": (*_SAMPLED, "OPL-3_FM_128M.sf2"),
+    "train-samples": (*_SAMPLED, "OPL-3_FM_128M.sf2", SET_NAME),
+    "samples": (SET_NAME,),
     "validation": _SAMPLED,
     "test": ("TimGM6mb.sf2", "sf_GMbank.sf2"),
 }
-"""SoundFont files (and sample sets, `samples.SET_NAME`) by use. Validation (on other works) uses the
-sampled training ones, so that its excerpts do not change when a training SoundFont is added; the
-OPL-3 FM bank is synthesised and the tonejs-instruments set is other recordings, so they share no
-samples with anything and widen the timbres the model hears."""
+"""SoundFont files (and the sample set `samples.SET_NAME`) by use. Validation (on other works) uses
+the sampled training ones, so that its excerpts do not change when a training SoundFont is added;
+the OPL-3 FM bank is synthesised, so it shares no samples with anything and widens the timbres the
+model hears. ``train-samples`` adds the tonejs-instruments recordings (an A/B in
+``docs/separation.md`` found no gain on the test SoundFonts, so ``train`` leaves them out), and
+``samples`` plays them alone, for scoring."""
 
 PACKAGES = {"train": "fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
+            "train-samples": "fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
+            "samples": "nothing; python -m upmix.separation.data fetch-samples",
             "validation": "fluid-soundfont-gm musescore-general-soundfont",
             "test": "timgm6mb-soundfont csound-soundfont"}
 """The Debian packages that install each use's SoundFonts."""

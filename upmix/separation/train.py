@@ -5,7 +5,8 @@ CONFIG is a YAML file (or the name of one in ``upmix/separation/configs/``, e.g.
     run: runs/orchestra            # checkpoints and the log go here
     seed: 0
     model: {features: 64, hidden: 64, layers: 4, mask_hidden: 128}    # ModelConfig fields
-    data: {seconds: 4.0, workers: 1, notes: null, soundfonts: train}   # notes: default the cache's
+    data: {seconds: 4.0, workers: 1, notes: null, soundfonts: train}   # notes: default the cache's;
+                                   # soundfonts: a use of data.SOUNDFONTS (train-samples adds recordings)
     augment: {reverb: 0.5, ...}                        # Augment fields
     train: {batch: 4, lr: 0.001, steps: 20000, clip: 5.0, minutes: null}
     eval: {every: 250, excerpts: 24, seconds: 6.0, soundfonts: validation}
@@ -46,6 +47,7 @@ from ..validate import load_yaml
 from .data import (
     FAMILIES,
     SAMPLE_RATE,
+    SOUNDFONTS,
     Augment,
     ExcerptStream,
     default_notes_path,
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", default="validation", choices=["train", "validation", "test"])
     ap.add_argument("--excerpts", type=int, default=96)
     ap.add_argument("--augmented", action="store_true", help="--score on augmented excerpts, not clean ones")
-    ap.add_argument("--soundfonts", default=None, choices=["train", "validation", "test"],
+    ap.add_argument("--soundfonts", default=None, choices=sorted(SOUNDFONTS),
                     help="--score with these SoundFonts (default: the split's)")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
