@@ -152,8 +152,8 @@ class SampleSynth:
 
     def play(self, onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray, velocities: np.ndarray,
              program: int, length: int) -> np.ndarray:
-        """A mono part (length,) float32: notes at `onsets` for `durations` seconds, velocities
-        1-127 scaled as FluidSynth does (amplitude (velocity / 127)²)."""
+        """A mono part (length,) float32: notes at `onsets` for `durations` seconds; velocity
+        1-127 as amplitude (velocity / 127)², General MIDI's recommended 40 log10(velocity / 127) dB."""
         name = INSTRUMENT_OF_PROGRAM[program]
         sampled, samples = self._instrument(name)
         rate = self.sample_rate
