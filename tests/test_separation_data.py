@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import require_fluidsynth
+from upmix.errors import UpmixError
 from upmix.separation.data import (
     FAMILIES,
     PROGRAMS,
@@ -194,13 +195,15 @@ def test_corpus_parsing_and_note_files(tmp_path):
 
 
 def test_training_runs_scores_and_resumes(tmp_path, fonts):
-    from upmix.separation.train import export_weights, score_checkpoint, train
+    import torch
+
+    from upmix.separation.train import average_checkpoints, export_weights, score_checkpoint, train
 
     save_notes(tmp_path / "n.npz", [chorale_like(f"w{k}", seed=k) for k in range(60)])
     cfg = {"run": str(tmp_path / "run"), "seed": 1,
            "model": {"features": 8, "hidden": 8, "layers": 1, "mask_hidden": 8},
            "data": {"seconds": 1.0, "workers": 0, "notes": str(tmp_path / "n.npz"), "soundfonts": "test"},
-           "augment": {"reverb": 0.0}, "train": {"batch": 2, "steps": 2, "lr": 0.001},
+           "augment": {"reverb": 0.0}, "train": {"batch": 2, "steps": 2, "lr": 0.001, "keep_every": 2},
            "eval": {"every": 1, "excerpts": 2, "seconds": 1.0, "soundfonts": "test"}}
     best = train(cfg, device="cpu")
     assert np.isfinite(best["si_sdri"])
@@ -213,6 +216,18 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts):
     score = score_checkpoint(cfg, tmp_path / "run/last.pt", "validation", 2, augmented=True, soundfonts="test")
     assert score["step"] == 3 and np.isfinite(score["si_sdri"]) and score["even_split_loss"] > 0
     export_weights(tmp_path / "run/best.pt", tmp_path / "w.safetensors")
+    assert sorted(p.name for p in (tmp_path / "run").glob("step-*.pt")) == ["step-2.pt"]  # keep_every: 2
+    mean = average_checkpoints([tmp_path / "run/step-2.pt", tmp_path / "run/last.pt"], tmp_path / "avg.pt")
+    two, three = (torch.load(tmp_path / f"run/{n}.pt", weights_only=True)["model"] for n in ("step-2", "last"))
+    for k, v in mean["model"].items():
+        torch.testing.assert_close(v, (two[k] + three[k]) / 2)
+    assert mean["step"] == 3 and mean["score"] == {"averaged_steps": [2, 3]}
+    assert not torch.equal(mean["model"]["split.0.weight"], three["split.0.weight"])
+    assert np.isfinite(score_checkpoint(cfg, tmp_path / "avg.pt", "validation", 2, False, "test")["si_sdri"])
+    other = torch.load(tmp_path / "run/last.pt", weights_only=True)
+    torch.save({**other, "config": other["config"].replace('"hidden": 8', '"hidden": 16')}, tmp_path / "other.pt")
+    with pytest.raises(UpmixError, match="model config differs"):
+        average_checkpoints([tmp_path / "run/last.pt", tmp_path / "other.pt"], tmp_path / "bad.pt")
     from upmix.separation.orchestra import OrchestraSeparator
 
     x = np.random.default_rng(0).standard_normal((2, RATE)).astype(np.float32) * 0.1

@@ -8,15 +8,17 @@ CONFIG is a YAML file (or the name of one in ``upmix/separation/configs/``, e.g.
     data: {seconds: 4.0, workers: 1, notes: null, soundfonts: train}   # notes: default the cache's;
                                    # soundfonts: a use of data.SOUNDFONTS (train-samples adds recordings)
     augment: {reverb: 0.5, ...}                        # Augment fields
-    train: {batch: 4, lr: 0.001, steps: 20000, clip: 5.0, minutes: null}
+    train: {batch: 4, lr: 0.001, steps: 20000, clip: 5.0, minutes: null, keep_every: null}
     eval: {every: 250, excerpts: 24, seconds: 6.0, soundfonts: validation}
 
 Training excerpts are rendered on the fly (`upmix.separation.data.ExcerptStream`) from the
 training works with the training SoundFonts. Every ``eval.every`` steps the model is scored on a
 fixed set of validation works (the sampled training SoundFonts, clean) by the mean SI-SDR improvement over
 the stems present; ``last.pt`` (resumable: model, optimiser, step) and ``best.pt`` are written,
-and a line is appended to ``log.jsonl``. Rerunning the same command resumes from ``last.pt``.
-``--export PATH`` writes the best weights as safetensors (float16) for `upmix.separation.orchestra`;
+and a line is appended to ``log.jsonl``; with ``train.keep_every: K`` the state at every K-th step is
+kept as ``step-K.pt`` too. Rerunning the same command resumes from ``last.pt``.
+``--export PATH [--checkpoint CKPT]`` writes the best weights (or CKPT's) as safetensors (float16) for
+`upmix.separation.orchestra`; ``--average CKPT [CKPT ...]`` writes their weights' mean to ``RUN/average.pt``;
 ``--score CHECKPOINT [--split S] [--excerpts N] [--augmented] [--soundfonts U]`` scores a checkpoint on more
 excerpts than the run's validation (model selection, diagnosis).
 
@@ -35,6 +37,7 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import fields
 from importlib import resources
 from pathlib import Path
@@ -42,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import UpmixError
 from ..stft import resolve_device
 from ..validate import load_yaml
 from .data import (
@@ -146,6 +150,26 @@ def export_weights(checkpoint: Path, path: Path) -> None:
     save_file(tensors, str(path), metadata=meta)
 
 
+def average_checkpoints(checkpoints: Sequence[Path], path: Path) -> dict:
+    """Write the mean of checkpoints' weights (one run's, same model config) as a checkpoint at
+    `path`, for `score_checkpoint` and `export_weights`: stochastic weight averaging (Izmailov et
+    al. 2018) of a run's low-learning-rate tail, which scores better on unseen SoundFonts than its
+    members (``docs/separation.md``). Returns the new checkpoint."""
+    states = [torch.load(c, map_location="cpu", weights_only=True) for c in checkpoints]
+    if not states:
+        raise UpmixError("no checkpoints to average")
+    for c, s in zip(checkpoints, states):
+        if s["config"] != states[0]["config"]:
+            raise UpmixError(f"model config differs from {checkpoints[0]}'s", c)
+    model = {k: torch.stack([s["model"][k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point()
+             else v for k, v in states[-1]["model"].items()}
+    state = {"model": model, "config": states[0]["config"], "step": max(s["step"] for s in states),
+             "score": {"averaged_steps": sorted(s["step"] for s in states)},
+             "seconds": max(s["seconds"] for s in states)}
+    torch.save(state, path)
+    return state
+
+
 def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict:
     """Train (or resume) as configured; returns the best validation score."""
     dev = resolve_device(device)
@@ -177,6 +201,7 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
     validation = fixed_set(notes, data.get("validation_split", "validation"), ev.get("soundfonts", "validation"),
                            int(ev.get("excerpts", 24)), float(ev.get("seconds", 6.0)))
     steps, clip, every = int(opts.get("steps", 20000)), float(opts.get("clip", 5.0)), int(ev.get("every", 250))
+    keep = int(opts.get("keep_every") or 0)
     budget = (minutes if minutes is not None else opts.get("minutes")) or math.inf
     total = float(opts.get("lr_decay_steps", steps))
     started, running = time.perf_counter(), []
@@ -206,6 +231,8 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
             if score["si_sdri"] > best["si_sdri"]:
                 best = score
                 torch.save(state, run / "best.pt")
+            if keep and step % keep == 0:
+                torch.save(state, run / f"step-{step}.pt")
             torch.save({**state, "optimiser": optimiser.state_dict(), "best": best}, last)
     log.close()
     return best
@@ -217,6 +244,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
     ap.add_argument("--export", type=Path, default=None, help="write the run's best weights here and stop")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="--export this checkpoint, not the run's best.pt")
+    ap.add_argument("--average", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
+                    help="write the mean of these checkpoints' weights to RUN/average.pt and stop")
     ap.add_argument("--score", type=Path, default=None, metavar="CHECKPOINT",
                     help="score a checkpoint (.pt) on --excerpts excerpts of --split and stop")
     ap.add_argument("--split", default="validation", choices=["train", "validation", "test"])
@@ -229,8 +259,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.score:
         print(json.dumps(score_checkpoint(cfg, args.score, args.split, args.excerpts, args.augmented, args.soundfonts)))
         return
+    if args.average:
+        path = Path(cfg.get("run", "runs/orchestra")) / "average.pt"
+        average_checkpoints(args.average, path)
+        print(f"wrote {path} (the mean of {len(args.average)} checkpoints)")
+        return
     if args.export:
-        export_weights(Path(cfg.get("run", "runs/orchestra")) / "best.pt", args.export)
+        export_weights(args.checkpoint or Path(cfg.get("run", "runs/orchestra")) / "best.pt", args.export)
         print(f"wrote {args.export}")
         return
     best = train(cfg, args.device, args.minutes)
