@@ -86,12 +86,13 @@ model hears. ``train-samples`` adds the tonejs-instruments recordings (an A/B in
 ``docs/separation.md`` found no gain on the test SoundFonts, so ``train`` leaves them out), and
 ``samples`` plays them alone, for scoring."""
 
-PACKAGES = {"train": "fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
-            "train-samples": "fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
-            "samples": "nothing; python -m upmix.separation.data fetch-samples",
-            "validation": "fluid-soundfont-gm musescore-general-soundfont",
-            "test": "timgm6mb-soundfont csound-soundfont"}
-"""The Debian packages that install each use's SoundFonts."""
+_FETCH = "python -m upmix.separation.data fetch-samples"
+INSTALL = {"train": "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
+           "train-samples": f"apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont; {_FETCH}",
+           "samples": _FETCH,
+           "validation": "apt-get install fluid-soundfont-gm musescore-general-soundfont",
+           "test": "apt-get install timgm6mb-soundfont csound-soundfont"}
+"""The commands that install each use's SoundFonts (Debian packages) and sample sets."""
 
 
 @dataclass(frozen=True)
@@ -184,11 +185,11 @@ def load_notes(path: Path) -> list[Work]:
 
 
 def find_soundfonts(use: str) -> list[Path]:
-    """The installed SoundFonts (and fetched sample sets) for ``train``, ``validation`` or ``test``;
-    an error naming the Debian packages when there are none."""
+    """The installed SoundFonts and fetched sample sets of a use of `SOUNDFONTS` (``train``,
+    ``validation``, ``test``, ...); an error naming the install commands when there are none."""
     found = [d / name for name in SOUNDFONTS[use] for d in (*SOUNDFONT_DIRS, cache_dir()) if (d / name).exists()]
     if not found:
-        raise UpmixError(f"no {use} SoundFont installed (apt-get install {PACKAGES[use]})", SOUNDFONT_DIRS[0])
+        raise UpmixError(f"no {use} SoundFont installed ({INSTALL[use]})", SOUNDFONT_DIRS[0])
     return found
 
 

@@ -15,8 +15,8 @@ Training excerpts are rendered on the fly (`upmix.separation.data.ExcerptStream`
 training works with the training SoundFonts. Every ``eval.every`` steps the model is scored on a
 fixed set of validation works (the sampled training SoundFonts, clean) by the mean SI-SDR improvement over
 the stems present; ``last.pt`` (resumable: model, optimiser, step) and ``best.pt`` are written,
-and a line is appended to ``log.jsonl``; with ``train.keep_every: K`` the state at every K-th step is
-kept as ``step-K.pt`` too. Rerunning the same command resumes from ``last.pt``.
+and a line is appended to ``log.jsonl``; with ``train.keep_every: K`` (a multiple of ``eval.every``)
+the state at every K-th step is kept as ``step-K.pt`` too. Rerunning the same command resumes from ``last.pt``.
 ``--export PATH [--checkpoint CKPT]`` writes the best weights (or CKPT's) as safetensors (float16) for
 `upmix.separation.orchestra`; ``--average CKPT [CKPT ...]`` writes their weights' mean to ``RUN/average.pt``;
 ``--score CHECKPOINT [--split S] [--excerpts N] [--augmented] [--soundfonts U]`` scores a checkpoint on more
@@ -202,6 +202,8 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
                            int(ev.get("excerpts", 24)), float(ev.get("seconds", 6.0)))
     steps, clip, every = int(opts.get("steps", 20000)), float(opts.get("clip", 5.0)), int(ev.get("every", 250))
     keep = int(opts.get("keep_every") or 0)
+    if keep % every:
+        raise UpmixError(f"train.keep_every ({keep}) must be a multiple of eval.every ({every})")
     budget = (minutes if minutes is not None else opts.get("minutes")) or math.inf
     total = float(opts.get("lr_decay_steps", steps))
     started, running = time.perf_counter(), []
