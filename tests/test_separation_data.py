@@ -19,6 +19,7 @@ from upmix.separation.data import (
     _formant,
     _parse,
     _peak,
+    _vibrato,
     find_soundfonts,
     load_notes,
     save_notes,
@@ -56,8 +57,8 @@ def test_a_note_sounds_at_its_pitch(fonts):
 
 
 def test_excerpts_add_up_whatever_the_augmentation(fonts):
-    every = Augment(formant=4.0, peak_db=6.0, font_per_part=1.0, reverb=1.0, mono=1.0, band_limit=1.0, wow=1.0,
-                    hiss=1.0, hum=1.0, crackle=1.0)
+    every = Augment(formant=4.0, vibrato=1.0, peak_db=6.0, font_per_part=1.0, reverb=1.0, mono=1.0, band_limit=1.0,
+                    wow=1.0, hiss=1.0, hum=1.0, crackle=1.0)
     for augment in (Augment(), every, Augment.none()):
         maker = ExcerptMaker([chorale_like()], fonts, seconds=2.0, augment=augment, seed=3)
         fonts_used = []
@@ -86,6 +87,19 @@ def test_the_peaking_filter_has_its_gain_at_its_centre_and_none_far_from_it():
     for db in (6.0, -6.0):
         _, h = scipy.signal.freqz(_peak(impulse, 1000.0, db, 1.0, RATE), worN=[50.0, 1000.0, 10000.0], fs=RATE)
         np.testing.assert_allclose(20 * np.log10(np.abs(h)), [0, db, 0], atol=0.3)
+
+
+def test_vibrato_swings_the_pitch_by_its_depth_at_its_rate():
+    import scipy.signal
+
+    t = np.arange(2 * RATE) / RATE
+    y = _vibrato(np.sin(2 * np.pi * 440 * t).astype(np.float32), 20.0, 5.0, 0.3, RATE)
+    f = np.diff(np.unwrap(np.angle(scipy.signal.hilbert(y)))) * RATE / (2 * np.pi)
+    cents = 1200 * np.log2(f[RATE // 4:-RATE // 4] / 440)
+    assert np.percentile(cents, 99) == pytest.approx(20, abs=3)
+    assert np.percentile(cents, 1) == pytest.approx(-20, abs=3)
+    spectrum = np.abs(np.fft.rfft(cents - cents.mean()))
+    assert np.fft.rfftfreq(len(cents), 1 / RATE)[np.argmax(spectrum)] == pytest.approx(5.0, abs=0.7)
 
 
 def test_the_formant_shift_moves_the_envelope_and_keeps_the_notes(fonts):

@@ -248,6 +248,7 @@ class Augment:
 
     transpose: int = 4  # semitones, either way
     formant: float = 0.0  # per part: spectral envelope moved by up to this many semitones either way
+    vibrato: float = 0.0  # probability that a part gets a vibrato of 5-30 cents at 4.5-7 Hz
     tempo: tuple[float, float] = (50.0, 150.0)  # quarter notes per minute
     gain_db: float = 6.0  # per stem, either way
     tilt_db: float = 4.0  # per stem EQ tilt over 100 Hz - 8 kHz, either way
@@ -264,8 +265,8 @@ class Augment:
     @classmethod
     def none(cls) -> Augment:
         """Clean excerpts (evaluation): no reverb, no degradations, no EQ."""
-        return cls(transpose=0, formant=0.0, gain_db=0.0, tilt_db=0.0, peak_db=0.0, font_per_part=0.0, reverb=0.0,
-                   mono=0.0, band_limit=0.0, wow=0.0, hiss=0.0, hum=0.0, crackle=0.0)
+        return cls(transpose=0, formant=0.0, vibrato=0.0, gain_db=0.0, tilt_db=0.0, peak_db=0.0, font_per_part=0.0,
+                   reverb=0.0, mono=0.0, band_limit=0.0, wow=0.0, hiss=0.0, hum=0.0, crackle=0.0)
 
 
 class RoomBank:
@@ -311,6 +312,15 @@ def _peak(x: np.ndarray, hz: float, db: float, q: float, sample_rate: int) -> np
     b = [1 + alpha * a_, -2 * math.cos(w0), 1 - alpha * a_]
     a = [1 + alpha / a_, -2 * math.cos(w0), 1 - alpha / a_]
     return scipy.signal.lfilter(b, a, x, axis=-1).astype(np.float32)
+
+
+def _vibrato(x: np.ndarray, cents: float, hz: float, phase: float, sample_rate: int) -> np.ndarray:
+    """`x` with its pitch swung sinusoidally by ±`cents` at `hz` (a time warp whose slope is
+    1 + d cos(2π hz t + phase), d = 2^(cents/1200) - 1), starting in place."""
+    t = np.arange(len(x)) / sample_rate
+    d = 2 ** (cents / 1200) - 1
+    warp = t + d / (2 * np.pi * hz) * (np.sin(2 * np.pi * hz * t + phase) - np.sin(phase))
+    return np.interp(warp * sample_rate, np.arange(len(x)), x).astype(np.float32)
 
 
 def _formant(x: np.ndarray, semitones: float, highest_pitch: float, sample_rate: int) -> np.ndarray:
@@ -408,6 +418,8 @@ class ExcerptMaker:
             velocities = np.clip(rng.normal(rng.uniform(60, 110), 8, len(part)), 20, 127)
             player = self.synths[rng.integers(len(self.synths))] if font_per_part else synth
             mono = player.play(onsets, part[:, 1] / tempo, pitches, velocities, program, n)
+            if aug.vibrato and rng.random() < aug.vibrato:  # so that vibrato alone does not say "strings"
+                mono = _vibrato(mono, rng.uniform(5, 30), rng.uniform(4.5, 7.0), rng.uniform(0, 2 * np.pi), rate)
             if aug.formant:
                 mono = _formant(mono, rng.uniform(-aug.formant, aug.formant), float(pitches.max()), rate)
             mono = _tilt(mono, rng.uniform(-aug.tilt_db, aug.tilt_db), rate) if aug.tilt_db else mono
