@@ -12,10 +12,10 @@
   bank for training only, TimGM6mb and the Csound GM bank (sf_GMbank) for testing only; the test
   ones share no samples with the others.
 - **Augmentation** (`Augment`): transposition, a formant shift per part (the spectral envelope
-  moved, the notes kept: new instruments from the same samples), tempo, velocity, stereo placement, gain (every part
-  is first brought to the same RMS, so no family is quiet by nature: plucked and struck
-  instruments render far softer than sustained ones, and a model learns to ignore them), a
-  gentle EQ tilt, random peaking filters and room reverb per stem (pyroomacoustics image
+  moved, the notes kept: new instruments from the same samples), a vibrato per part, tempo,
+  velocity, stereo placement, gain (every part is first brought to the same RMS, so no family is
+  quiet by nature: plucked and struck instruments render far softer than sustained ones, and a
+  model learns to ignore them), a gentle EQ tilt, random peaking filters and room reverb per stem (pyroomacoustics image
   sources), optionally a SoundFont per part rather than per excerpt; on the mix,
   legacy-recording degradations: band limit, wow and mono fold-down (applied to every stem alike)
   and hiss, hum and crackle (added to the ``other`` stem), so the stems always add up to the mix.
