@@ -314,13 +314,24 @@ def _peak(x: np.ndarray, hz: float, db: float, q: float, sample_rate: int) -> np
     return scipy.signal.lfilter(b, a, x, axis=-1).astype(np.float32)
 
 
+def _read_at(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """`x` (..., n) read at fractional sample `positions` (clipped to the signal) by linear
+    interpolation along the last axis: the time warps of wow and vibrato."""
+    n = x.shape[-1]
+    idx = np.clip(positions, 0, n - 1)
+    lo = np.floor(idx).astype(int)
+    frac = (idx - lo).astype(np.float32)
+    hi = np.minimum(lo + 1, n - 1)
+    return x[..., lo] * (1 - frac) + x[..., hi] * frac
+
+
 def _vibrato(x: np.ndarray, cents: float, hz: float, phase: float, sample_rate: int) -> np.ndarray:
     """`x` with its pitch swung sinusoidally by ±`cents` at `hz` (a time warp whose slope is
     1 + d cos(2π hz t + phase), d = 2^(cents/1200) - 1), starting in place."""
     t = np.arange(len(x)) / sample_rate
     d = 2 ** (cents / 1200) - 1
     warp = t + d / (2 * np.pi * hz) * (np.sin(2 * np.pi * hz * t + phase) - np.sin(phase))
-    return np.interp(warp * sample_rate, np.arange(len(x)), x).astype(np.float32)
+    return _read_at(x, warp * sample_rate).astype(np.float32)
 
 
 def _formant(x: np.ndarray, semitones: float, highest_pitch: float, sample_rate: int) -> np.ndarray:
@@ -456,11 +467,7 @@ class ExcerptMaker:
             t = np.arange(n) / rate
             depth = rng.uniform(0.001, 0.005)
             warp = t + depth / (2 * np.pi * rng.uniform(0.3, 1.5)) * np.sin(2 * np.pi * rng.uniform(0.3, 1.5) * t)
-            idx = np.clip(warp * rate, 0, n - 1)
-            lo = np.floor(idx).astype(int)
-            frac = (idx - lo).astype(np.float32)
-            hi = np.minimum(lo + 1, n - 1)
-            stems = stems[..., lo] * (1 - frac) + stems[..., hi] * frac
+            stems = _read_at(stems, warp * rate)
         if rng.random() < aug.band_limit:
             sos = scipy.signal.butter(4, [rng.uniform(40, 200), rng.uniform(3000, 9000)], "bandpass", fs=rate,
                                       output="sos")

@@ -20,9 +20,9 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
 import soundfile as sf
 
+from ..audio import resample
 from ..errors import UpmixError
 
 SET_NAME = "tonejs-instruments"
@@ -144,9 +144,7 @@ class SampleSynth:
             samples = []
             for _, path in found:
                 x, rate = sf.read(path, dtype="float32", always_2d=True)
-                g = np.gcd(rate, self.sample_rate)
-                samples.append(scipy.signal.resample_poly(x.mean(axis=1), self.sample_rate // g, rate // g)
-                               .astype(np.float32))
+                samples.append(resample(x.mean(axis=1), rate, self.sample_rate))
             self._loaded[name] = (np.array([p for p, _ in found], dtype=float), samples)
         return self._loaded[name]
 

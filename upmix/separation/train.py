@@ -177,6 +177,9 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
     run = Path(cfg.get("run", "runs/orchestra"))
     run.mkdir(parents=True, exist_ok=True)
     data, opts, ev = cfg.get("data") or {}, cfg.get("train") or {}, cfg.get("eval") or {}
+    keep = int(opts.get("keep_every") or 0)
+    if keep % int(ev.get("every", 250)):
+        raise UpmixError(f"train.keep_every ({keep}) must be a multiple of eval.every ({ev.get('every', 250)})")
     notes = Path(data["notes"]) if data.get("notes") else default_notes_path()
     config = model_config(cfg)
     geometry = Geometry.at(config, SAMPLE_RATE)
@@ -201,9 +204,6 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
     validation = fixed_set(notes, data.get("validation_split", "validation"), ev.get("soundfonts", "validation"),
                            int(ev.get("excerpts", 24)), float(ev.get("seconds", 6.0)))
     steps, clip, every = int(opts.get("steps", 20000)), float(opts.get("clip", 5.0)), int(ev.get("every", 250))
-    keep = int(opts.get("keep_every") or 0)
-    if keep % every:
-        raise UpmixError(f"train.keep_every ({keep}) must be a multiple of eval.every ({every})")
     budget = (minutes if minutes is not None else opts.get("minutes")) or math.inf
     total = float(opts.get("lr_decay_steps", steps))
     started, running = time.perf_counter(), []
