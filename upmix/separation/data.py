@@ -6,7 +6,8 @@
 - **Sound**: every part is played by a General MIDI instrument of a random family through
   FluidSynth (pyfluidsynth over Debian's libfluidsynth3) with reverb and chorus off, so the parts
   add up to the mix exactly; the ``train-samples`` use adds recorded single-note samples played by
-  `samples.SampleSynth`.
+  `samples.SampleSynth`, and ``train-modelled`` instruments modelled anew for every part
+  (`synthetic.FamilySynth`).
 - **Splits**: works by a hash of their corpus path (80 / 10 / 10 % train / validation / test);
   SoundFonts by file: FluidR3_GM and MuseScore_General for training and validation, the OPL-3 FM
   bank for training only, TimGM6mb and the Csound GM bank (sf_GMbank) for testing only; the test
@@ -46,6 +47,8 @@ from ..analysis import si_sdr
 from ..cache import cache_dir
 from ..errors import UpmixError
 from .samples import SET_NAME, SampleSynth, fetch_samples
+from .synthetic import SET_NAME as MODELLED
+from .synthetic import FamilySynth
 
 SAMPLE_RATE = 22050
 """Rate of the training excerpts and of the model, Hz."""
@@ -76,6 +79,8 @@ SOUNDFONTS = {
     "train": (*_SAMPLED, "OPL-3_FM_128M.sf2"),
     "train-samples": (*_SAMPLED, "OPL-3_FM_128M.sf2", SET_NAME),
     "samples": (SET_NAME,),
+    "train-modelled": (*_SAMPLED, "OPL-3_FM_128M.sf2", MODELLED),
+    "modelled": (MODELLED,),
     "validation": _SAMPLED,
     "test": ("TimGM6mb.sf2", "sf_GMbank.sf2"),
 }
@@ -84,12 +89,15 @@ the sampled training ones, so that its excerpts do not change when a training So
 the OPL-3 FM bank is synthesised, so it shares no samples with anything and widens the timbres the
 model hears. ``train-samples`` adds the tonejs-instruments recordings (an A/B in
 ``docs/separation.md`` found no gain on the test SoundFonts, so ``train`` leaves them out), and
-``samples`` plays them alone, for scoring."""
+``samples`` plays them alone, for scoring. ``train-modelled`` adds `synthetic.FamilySynth`'s
+modelled instruments (a new one for every part; nothing to install) and ``modelled`` plays them alone."""
 
 _FETCH = "python -m upmix.separation.data fetch-samples"
 INSTALL = {"train": "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
            "train-samples": f"apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont; {_FETCH}",
            "samples": _FETCH,
+           "train-modelled": "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
+           "modelled": "nothing",
            "validation": "apt-get install fluid-soundfont-gm musescore-general-soundfont",
            "test": "apt-get install timgm6mb-soundfont csound-soundfont"}
 """The commands that install each use's SoundFonts (Debian packages) and sample sets."""
@@ -188,6 +196,7 @@ def find_soundfonts(use: str) -> list[Path]:
     """The installed SoundFonts and fetched sample sets of a use of `SOUNDFONTS` (``train``,
     ``validation``, ``test``, ...); an error naming the install commands when there are none."""
     found = [d / name for name in SOUNDFONTS[use] for d in (*SOUNDFONT_DIRS, cache_dir()) if (d / name).exists()]
+    found += [Path(MODELLED)] * (MODELLED in SOUNDFONTS[use])  # made, not installed
     if not found:
         raise UpmixError(f"no {use} SoundFont installed ({INSTALL[use]})", SOUNDFONT_DIRS[0])
     return found
@@ -367,7 +376,8 @@ class ExcerptMaker:
 
     Args:
         works: the works to draw from.
-        soundfonts: SoundFont files to draw from.
+        soundfonts: SoundFont files, sample-set folders (`samples.SampleSynth`) and `Path(synthetic.SET_NAME)`
+            (modelled instruments, `synthetic.FamilySynth`) to draw from.
         seconds: excerpt length.
         augment: augmentation settings.
         seed: random seed.
@@ -380,7 +390,8 @@ class ExcerptMaker:
         self.works, self.seconds = works, seconds
         self.augment = augment or Augment()
         self.rng = np.random.default_rng(seed)
-        self.synths = [SampleSynth(sf, SAMPLE_RATE) if sf.is_dir() else PartSynth(sf) for sf in soundfonts]
+        self.synths = [FamilySynth(SAMPLE_RATE, seed) if sf == Path(MODELLED) else
+                       SampleSynth(sf, SAMPLE_RATE) if sf.is_dir() else PartSynth(sf) for sf in soundfonts]
         self._weights = np.array([w.length for w in works]) ** 0.5
         self._weights /= self._weights.sum()
         self._rooms = RoomBank(self.rng) if self.augment.reverb > 0 else None
