@@ -1,6 +1,7 @@
 """Modelled instruments: notes at their pitch and time, the traits each family is modelled by, new
 instruments for every part, and excerpts that add up and repeat by seed."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from test_separation_data import chorale_like
 
 from upmix.separation.data import FAMILIES, PROGRAMS, ExcerptMaker, find_soundfonts
-from upmix.separation.synthetic import KIND_OF_PROGRAM, SET_NAME, FamilySynth
+from upmix.separation.synthetic import KIND_OF_PROGRAM, SET_NAME, FamilySynth, Instrument
 
 RATE = 22050
 
@@ -29,11 +30,9 @@ def centroid(x: np.ndarray) -> float:
     return float((f * mag ** 2).sum() / (mag ** 2).sum())
 
 
-def steady(synth: FamilySynth, program: int, **changes) -> dict:
+def steady(synth: FamilySynth, program: int, **changes) -> Instrument:
     """An instrument of `program` without vibrato and pitch scoop (so that harmonics are lines)."""
-    p = synth.instrument(program)
-    p.update(vibrato=0.0, scoop=0.0, **changes)
-    return p
+    return replace(synth.instrument(program), vibrato=0.0, scoop=0.0, **changes)
 
 
 def test_every_program_has_a_modelled_kind():
@@ -88,7 +87,7 @@ def test_brass_harmonics_enter_from_the_bottom_up():
 @pytest.mark.parametrize(("program", "falls_db"), [(46, 12), (0, 4), (40, -3)])
 def test_plucked_and_struck_notes_decay_and_bowed_ones_sustain(program, falls_db):
     synth = FamilySynth(RATE, seed=6)
-    x = synth.note(steady(synth, program, tremolo=0.0), 262.0, 2 * RATE, 2 * RATE, 100)
+    x = synth.note(steady(synth, program, tremolo=None), 262.0, 2 * RATE, 2 * RATE, 100)
     first, last = (np.sqrt((x[a:a + RATE // 5] ** 2).mean()) for a in (RATE // 5, int(1.75 * RATE)))
     fall = 20 * np.log10(first / last)
     assert fall > falls_db if falls_db > 0 else abs(fall) < -falls_db
@@ -96,9 +95,9 @@ def test_plucked_and_struck_notes_decay_and_bowed_ones_sustain(program, falls_db
 
 def test_strings_mostly_swing_their_pitch_and_clarinets_never():
     synth = FamilySynth(RATE, seed=7)
-    violins = [synth.instrument(40)["vibrato"] for _ in range(200)]
+    violins = [synth.instrument(40).vibrato for _ in range(200)]
     assert 0.75 < np.mean(np.array(violins) > 0) < 0.95 and max(violins) <= 35
-    assert not any(synth.instrument(71)["vibrato"] for _ in range(50))
+    assert not any(synth.instrument(71).vibrato for _ in range(50))
 
 
 def test_every_part_gets_a_new_instrument():

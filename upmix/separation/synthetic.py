@@ -27,6 +27,8 @@ Partials are summed as sinusoids per note (vectorised over partials and samples)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.signal
 
@@ -69,6 +71,38 @@ def _formant(centre_hz: float, db: float, octaves: float) -> np.ndarray:
     return db * np.exp(-0.5 * ((_GRID - np.log2(centre_hz)) / octaves) ** 2)
 
 
+@dataclass(frozen=True)
+class Instrument:
+    """A modelled instrument: what `FamilySynth.note` plays. Levels in dB, times in seconds,
+    frequencies in Hz, pitch deviations in cents."""
+
+    kind: str  # a value of `KIND_OF_PROGRAM`
+    envelope: np.ndarray  # spectral envelope on `_GRID` (dB), read at each partial's frequency
+    slope: float = 1.0  # roll-off of the partials: amplitude ∝ k^-slope
+    bright: float = 0.0  # added to `slope` at velocity 0, in proportion (1 - velocity / 127)
+    odd: float = 1.0  # amplitude of even harmonics below `odd_cut` (clarinets)
+    odd_cut: float = np.inf
+    pluck: float = 0.0  # plucking or striking point, a fraction of the string (0: none)
+    stretch: float = 0.0  # inharmonicity B: partial k at k f0 sqrt(1 + B k²)
+    ratios: np.ndarray | None = None  # partial frequencies / f0 where not harmonic (mallets, organ stops)
+    levels: np.ndarray | None = None  # their levels (dB)
+    lowcut: float = 0.0  # the fundamental lowered by this much (dB)
+    attack: float = 0.03  # time constant of a sustained note's onset
+    spread: float = 0.0  # partial k's attack is attack (1 + spread (k - 1)): brass blooms
+    release: float = 0.08  # time constant after the note-off
+    decay: tuple[float, float] | None = None  # (fast / slow ratio, slow rate 1/s) of struck and plucked notes
+    rings: bool = False  # a plucked note rings on after its note-off (harp, guitar)
+    vibrato: float = 0.0  # depth (cents; 0: none)
+    rate: float = 5.5  # vibrato rate
+    delay: float = 0.0  # vibrato onset after the note's (reached over 0.3 s)
+    tremolo: tuple[float, float] | None = None  # (depth 0-1, rate Hz) of an amplitude modulation
+    scoop: float = 0.0  # pitch scoop from below at the onset (cents)
+    noise: float = -80.0  # breath, bow or hammer noise relative to the tone (dB; -80: none)
+    noise_band: tuple[float, float] = (1000.0, 5000.0)
+    chiff: float = 0.0  # time constant of an onset noise burst (0: none)
+    players: int = 1  # an ensemble of this many, each detuned and a little late
+
+
 class FamilySynth:
     """Plays note lists with a new modelled instrument per part (see the module docstring), behind
     the interface of `data.PartSynth`.
@@ -82,14 +116,10 @@ class FamilySynth:
         self.sample_rate, self.name = sample_rate, SET_NAME
         self.rng = np.random.default_rng(seed)
 
-    def instrument(self, program: int) -> dict:
-        """Random parameters of an instrument of `program`'s kind (`KIND_OF_PROGRAM`)."""
+    def instrument(self, program: int) -> Instrument:
+        """A random instrument of `program`'s kind (`KIND_OF_PROGRAM`)."""
         rng, kind = self.rng, KIND_OF_PROGRAM[program]
-        p = {"kind": kind, "slope": 1.0, "envelope": _bumps(rng, 6, 100, 8000, 4, (0.3, 1.0)),
-             "attack": 0.03, "spread": 0.0, "release": 0.08, "decay": None, "stretch": 0.0, "odd": 1.0,
-             "vibrato": 0.0, "rate": 5.5, "delay": 0.0, "tremolo": 0.0, "scoop": 0.0, "noise": -80.0,
-             "noise_band": (1000.0, 5000.0), "chiff": 0.0, "players": 1, "ratios": None, "bright": 0.0,
-             "pluck": 0.0, "lowcut": 0.0, "odd_cut": np.inf, "levels": None}
+        p = {"envelope": _bumps(rng, 6, 100, 8000, 4, (0.3, 1.0))}
         u = rng.uniform
         if kind in ("bowed", "tremolo", "ensemble"):
             p.update(slope=u(0.7, 1.3), attack=u(0.04, 0.2), spread=u(0.0, 0.3), release=u(0.05, 0.2),
@@ -139,13 +169,14 @@ class FamilySynth:
             p.update(slope=u(0.3, 1.2), decay=(u(1.5, 8), u(0.3, 1.5)), release=u(0.1, 1.0), pluck=u(0.05, 0.3),
                      stretch=u(0, 5e-5), noise=u(-32, -20), noise_band=(u(1000, 3000), u(5000, 9000)),
                      chiff=u(0.003, 0.015))
+            p["rings"] = p["release"] >= 0.5
         elif kind in ("mallet", "timpani"):
             ratios = np.array(_TIMPANI if kind == "timpani" else _MALLETS[rng.integers(len(_MALLETS))])
             ratios[1:] *= 1 + rng.uniform(-0.02, 0.02, len(ratios) - 1)  # overtones a little off their ideal ratios
             p.update(ratios=ratios, levels=rng.uniform(-20, 0, len(ratios)), slope=0.0,
                      decay=(u(2, 10) if kind == "mallet" else u(1, 3), u(0.5, 2.0)),
                      release=u(0.3, 1.0), noise=u(-26, -14), noise_band=(u(200, 2000), u(3000, 8000)),
-                     chiff=u(0.003, 0.02), tremolo=(u(0.2, 0.6), u(4, 8)) if rng.random() < 0.25 else 0.0)
+                     chiff=u(0.003, 0.02), tremolo=(u(0.2, 0.6), u(4, 8)) if rng.random() < 0.25 else None)
         elif kind == "organ":
             if rng.random() < 0.5:  # a flue organ: stops of 8' to 1' (harmonics 1-8 of the note) at random levels
                 p.update(ratios=np.array([1.0, 2, 3, 4, 5, 6, 8]), levels=rng.uniform(-40, 0, 7))
@@ -160,65 +191,65 @@ class FamilySynth:
             p["envelope"] = (p["envelope"] + _formant(u(300, 800), u(12, 20), u(0.15, 0.3))
                              + _formant(u(800, 2200), u(8, 16), u(0.12, 0.25))
                              + _formant(u(2300, 3200), u(4, 12), u(0.1, 0.2)))
-        return p
+        return Instrument(kind, **p)
 
-    def note(self, p: dict, f0: float, held: int, length: int, velocity: float) -> np.ndarray:
+    def note(self, p: Instrument, f0: float, held: int, length: int, velocity: float) -> np.ndarray:
         """One note (length,) float32 of instrument `p` at `f0` Hz, held for `held` samples; its
         release or decay fills the rest."""
         rng, rate = self.rng, self.sample_rate
         t = np.arange(length, dtype=np.float32) / rate
         loud = velocity / 127
-        if p["ratios"] is not None:
-            ratios = np.asarray(p["ratios"], dtype=np.float32)
+        if p.ratios is not None:
+            ratios = np.asarray(p.ratios, dtype=np.float32)
         else:
             k = np.arange(1, 81, dtype=np.float32)
-            ratios = k * np.sqrt(1 + p["stretch"] * k ** 2)
-        ratios = ratios[ratios * f0 < 0.45 * rate / (1 + p["vibrato"] / 1200 + 0.01)]
+            ratios = k * np.sqrt(1 + p.stretch * k ** 2)
+        ratios = ratios[ratios * f0 < 0.45 * rate / (1 + p.vibrato / 1200 + 0.01)]
         if not len(ratios):
             return np.zeros(length, dtype=np.float32)
         k = np.arange(1, len(ratios) + 1, dtype=np.float32)
-        slope = p["slope"] + p["bright"] * (1 - loud)  # brass and pianos are brighter when loud
-        if p["levels"] is not None:
-            db = p["levels"][:len(ratios)] - 20 * slope * np.log10(np.maximum(ratios, 1))
+        slope = p.slope + p.bright * (1 - loud)  # brass and pianos are brighter when loud
+        if p.levels is not None:
+            db = p.levels[:len(ratios)] - 20 * slope * np.log10(np.maximum(ratios, 1))
         else:
-            db = -20 * slope * np.log10(k) + 20 * np.log10(np.where((k % 2 == 0) & (k * f0 < p["odd_cut"]),
-                                                                    p["odd"], 1.0))
-            if p["pluck"]:  # a string plucked or struck at a fraction of its length has no harmonics there
-                db = db + 20 * np.log10(np.abs(np.sin(np.pi * k * p["pluck"])) + 0.05)
-        db = db - p["lowcut"] * (ratios == 1)
+            db = -20 * slope * np.log10(k) + 20 * np.log10(np.where((k % 2 == 0) & (k * f0 < p.odd_cut),
+                                                                    p.odd, 1.0))
+            if p.pluck:  # a string plucked or struck at a fraction of its length has no harmonics there
+                db = db + 20 * np.log10(np.abs(np.sin(np.pi * k * p.pluck)) + 0.05)
+        db = db - p.lowcut * (ratios == 1)
         deviation = np.zeros(length, dtype=np.float32)  # relative pitch deviation
-        if p["vibrato"]:
-            ramp = np.clip((t - p["delay"]) / 0.3, 0, 1)
-            deviation += ramp * (2 ** (p["vibrato"] / 1200) - 1) * np.sin(
-                2 * np.pi * p["rate"] * (1 + rng.uniform(-0.05, 0.05)) * t + rng.uniform(0, 2 * np.pi))
-        if p["scoop"]:
-            deviation += (2 ** (-p["scoop"] * rng.uniform(0.5, 1.0) / 1200) - 1) * np.exp(-t / 0.04)
+        if p.vibrato:
+            ramp = np.clip((t - p.delay) / 0.3, 0, 1)
+            deviation += ramp * (2 ** (p.vibrato / 1200) - 1) * np.sin(
+                2 * np.pi * p.rate * (1 + rng.uniform(-0.05, 0.05)) * t + rng.uniform(0, 2 * np.pi))
+        if p.scoop:
+            deviation += (2 ** (-p.scoop * rng.uniform(0.5, 1.0) / 1200) - 1) * np.exp(-t / 0.04)
         phase = 2 * np.pi * f0 * np.cumsum(1 + deviation) / rate
         partial_hz = ratios[:, None] * f0 * (1 + deviation[None, ::64])  # envelope read every 64 samples
-        envelope = np.interp(np.log2(partial_hz), _GRID, p["envelope"])
+        envelope = np.interp(np.log2(partial_hz), _GRID, p.envelope)
         level = 10 ** ((db[:, None] + envelope) / 20)
         level = np.repeat(level, 64, axis=1)[:, :length]
-        if p["decay"] is not None:  # struck or plucked: each partial decays, the upper ones faster
-            fast, slow = p["decay"]
+        if p.decay is not None:  # struck or plucked: each partial decays, the upper ones faster
+            fast, slow = p.decay
             rates = slow * (1 + (ratios * f0 / 1000) ** 1.2 * rng.uniform(0.5, 2.0))
             shape = 0.6 * np.exp(-np.outer(rates * fast, t)) + 0.4 * np.exp(-np.outer(rates, t))
-            damp = np.exp(-np.clip(t - held / rate, 0, None) / p["release"])
-            shape = shape * (damp if p["kind"] != "pluck" or p["release"] < 0.5 else 1.0)
+            damp = np.exp(-np.clip(t - held / rate, 0, None) / p.release)
+            shape = shape if p.rings else shape * damp
         else:  # sustained: an attack (later for upper partials), then a release after the note-off
-            attack = p["attack"] * (1 + p["spread"] * (k - 1))[:, None]
-            shape = (1 - np.exp(-t[None] / attack)) * np.exp(-np.clip(t - held / rate, 0, None) / p["release"])
-        if p["tremolo"]:
-            depth, hz = p["tremolo"]
+            attack = p.attack * (1 + p.spread * (k - 1))[:, None]
+            shape = (1 - np.exp(-t[None] / attack)) * np.exp(-np.clip(t - held / rate, 0, None) / p.release)
+        if p.tremolo:
+            depth, hz = p.tremolo
             shape = shape * (1 - depth * 0.5 * (1 - np.cos(2 * np.pi * hz * t)))
         start = rng.uniform(0, 2 * np.pi, len(ratios)).astype(np.float32)
         out = (level * shape * np.sin(ratios[:, None] * phase[None] + start[:, None])).sum(axis=0)
-        if p["noise"] > -80:
+        if p.noise > -80:
             out = out + self._noise(p, out, t, held)
         return out.astype(np.float32)
 
-    def _noise(self, p: dict, tone: np.ndarray, t: np.ndarray, held: int) -> np.ndarray:
+    def _noise(self, p: Instrument, tone: np.ndarray, t: np.ndarray, held: int) -> np.ndarray:
         """Band-limited noise (breath, bow, hammer) following the note's level, plus an onset burst."""
-        lo, hi = p["noise_band"]
+        lo, hi = p.noise_band
         hi = min(hi, 0.45 * self.sample_rate)
         sos = scipy.signal.butter(2, [lo, hi], btype="band", fs=self.sample_rate, output="sos")
         noise = scipy.signal.sosfilt(sos, self.rng.standard_normal(len(t))).astype(np.float32)
@@ -226,8 +257,8 @@ class FamilySynth:
         rms = np.sqrt((tone[:max(held, 1)] ** 2).mean())
         follow = np.clip(np.abs(scipy.signal.sosfilt(scipy.signal.butter(1, 20, fs=self.sample_rate, output="sos"),
                                                     np.abs(tone))) / (rms + 1e-9), 0, 2)
-        burst = 8 * np.exp(-t / p["chiff"]) if p["chiff"] else 0.0
-        return (10 ** (p["noise"] / 20) * rms * noise * (follow + burst)).astype(np.float32)
+        burst = 8 * np.exp(-t / p.chiff) if p.chiff else 0.0
+        return (10 ** (p.noise / 20) * rms * noise * (follow + burst)).astype(np.float32)
 
     def play(self, onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray, velocities: np.ndarray,
              program: int, length: int) -> np.ndarray:
@@ -237,10 +268,10 @@ class FamilySynth:
         rate = self.sample_rate
         p = self.instrument(program)
         out = np.zeros(length, dtype=np.float32)
-        tail = 5 * p["release"] if p["decay"] is None else 3.0
-        for player in range(p["players"]):
-            detune = 2 ** (self.rng.uniform(-12, 12) / 1200) if p["players"] > 1 else 1.0
-            lag = self.rng.uniform(0, 0.03) if p["players"] > 1 else 0.0
+        tail = 5 * p.release if p.decay is None else 3.0
+        for player in range(p.players):
+            detune = 2 ** (self.rng.uniform(-12, 12) / 1200) if p.players > 1 else 1.0
+            lag = self.rng.uniform(0, 0.03) if p.players > 1 else 0.0
             for onset, duration, pitch, velocity in zip(onsets, durations, pitches, velocities):
                 start = max(int(round((onset + lag) * rate)), 0)
                 held = int(round((onset + lag + duration) * rate)) - start
