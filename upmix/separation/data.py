@@ -97,7 +97,7 @@ INSTALL = {"train": "apt-get install fluid-soundfont-gm musescore-general-soundf
            "train-samples": f"apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont; {_FETCH}",
            "samples": _FETCH,
            "train-modelled": "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
-           "modelled": "nothing",
+           "modelled": "nothing to install: the instruments are made",
            "validation": "apt-get install fluid-soundfont-gm musescore-general-soundfont",
            "test": "apt-get install timgm6mb-soundfont csound-soundfont"}
 """The commands that install each use's SoundFonts (Debian packages) and sample sets."""

@@ -56,19 +56,25 @@ _BRASS_FORMANTS = {56: (1000, 1600), 57: (450, 900), 58: (200, 400), 59: (1000, 
 _TIMPANI = (1.0, 1.5, 1.98, 2.44, 2.89, 3.33)
 
 
+def _resonance(centre: np.ndarray | float, db: np.ndarray | float, octaves: np.ndarray | float) -> np.ndarray:
+    """Gaussian bumps (in log frequency) on `_GRID` (dB): `db` high at log2 Hz `centre`, `octaves`
+    wide (standard deviation); array arguments broadcast against the grid's last axis."""
+    return db * np.exp(-0.5 * ((_GRID - centre) / octaves) ** 2)
+
+
 def _bumps(rng: np.random.Generator, count: int, lo_hz: float, hi_hz: float, db: float,
            octaves: tuple[float, float]) -> np.ndarray:
-    """A random envelope on `_GRID` (dB): `count` Gaussian bumps (in log frequency) of ±`db`
-    between `lo_hz` and `hi_hz`, `octaves` wide (standard deviation)."""
+    """A random envelope on `_GRID` (dB): the sum of `count` resonances of ±`db` between `lo_hz`
+    and `hi_hz`, `octaves` wide."""
     centres = rng.uniform(np.log2(lo_hz), np.log2(hi_hz), count)
     gains = rng.uniform(-db, db, count)
     widths = rng.uniform(*octaves, count)
-    return (gains[:, None] * np.exp(-0.5 * ((_GRID - centres[:, None]) / widths[:, None]) ** 2)).sum(axis=0)
+    return _resonance(centres[:, None], gains[:, None], widths[:, None]).sum(axis=0)
 
 
-def _formant(centre_hz: float, db: float, octaves: float) -> np.ndarray:
-    """One bump of `db` at `centre_hz` on `_GRID` (dB)."""
-    return db * np.exp(-0.5 * ((_GRID - np.log2(centre_hz)) / octaves) ** 2)
+def _body(rng: np.random.Generator) -> np.ndarray:
+    """The body of a bowed or plucked string instrument: 10-23 narrow resonances of ±9 dB (dB on `_GRID`)."""
+    return _bumps(rng, int(rng.integers(10, 24)), 150, 6000, 9, (0.03, 0.15))
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,7 @@ class FamilySynth:
             p.update(slope=u(0.7, 1.3), attack=u(0.04, 0.2), spread=u(0.0, 0.3), release=u(0.05, 0.2),
                      noise=u(-34, -20), noise_band=(u(1500, 4000), u(5000, 9000)),
                      vibrato=u(8, 35) if rng.random() < 0.85 else 0.0, rate=u(4.5, 7.0), delay=u(0.0, 0.4))
-            p["envelope"] = p["envelope"] + _bumps(rng, int(rng.integers(10, 24)), 150, 6000, 9, (0.03, 0.15))
+            p["envelope"] = p["envelope"] + _body(rng)
             if kind == "tremolo":
                 p["tremolo"] = (u(0.5, 0.9), u(8, 14))
             if kind == "ensemble":
@@ -133,7 +139,7 @@ class FamilySynth:
         elif kind == "pizzicato":
             p.update(slope=u(1.4, 2.2), decay=(u(4, 10), u(0.3, 1.2)), release=u(0.05, 0.15), pluck=u(0.1, 0.3),
                      noise=u(-30, -20), noise_band=(u(500, 2000), u(3000, 7000)), chiff=u(0.01, 0.03))
-            p["envelope"] = p["envelope"] + _bumps(rng, int(rng.integers(10, 24)), 150, 6000, 9, (0.03, 0.15))
+            p["envelope"] = p["envelope"] + _body(rng)
         elif kind == "flute":
             p.update(slope=u(2.0, 3.5), attack=u(0.03, 0.1), release=u(0.04, 0.12), noise=u(-26, -14),
                      noise_band=(u(800, 2000), u(4000, 9000)), chiff=u(0.02, 0.06),
@@ -147,17 +153,17 @@ class FamilySynth:
             p.update(slope=u(0.6, 1.1), attack=u(0.02, 0.06), release=u(0.03, 0.1), noise=u(-34, -22),
                      noise_band=(u(1000, 2000), u(4000, 8000)), lowcut=u(0.0, 12.0),
                      vibrato=u(5, 20) if rng.random() < 0.4 else 0.0, rate=u(4.5, 6.5), delay=u(0.1, 0.3))
-            p["envelope"] = (p["envelope"] + _formant(u(*low), u(8, 18), u(0.2, 0.5))
-                             + _formant(u(*high), u(4, 12), u(0.2, 0.4)))
+            p["envelope"] = (p["envelope"] + _resonance(np.log2(u(*low)), u(8, 18), u(0.2, 0.5))
+                             + _resonance(np.log2(u(*high)), u(4, 12), u(0.2, 0.4)))
         elif kind in ("brass", "muted", "section"):
             p.update(slope=u(0.0, 0.5), bright=u(1.0, 2.0), attack=u(0.01, 0.04), spread=u(0.15, 0.4),
                      release=u(0.04, 0.12), scoop=u(10, 50), noise=u(-40, -30), noise_band=(500.0, 4000.0),
                      vibrato=u(3, 12) if rng.random() < 0.15 else 0.0, rate=u(4.5, 6.0))
             centre = np.log2(u(*_BRASS_FORMANTS[program]))  # a flat series up to it, a steep roll-off above
-            p["envelope"] = p["envelope"] + _formant(2 ** centre, u(4, 10), u(0.3, 0.7)) - u(
+            p["envelope"] = p["envelope"] + _resonance(centre, u(4, 10), u(0.3, 0.7)) - u(
                 6, 14) * np.clip(_GRID - centre, 0, None)
             if kind == "muted":
-                p["envelope"] = p["envelope"] + _formant(u(1500, 3000), u(12, 20), u(0.2, 0.4))
+                p["envelope"] = p["envelope"] + _resonance(np.log2(u(1500, 3000)), u(12, 20), u(0.2, 0.4))
                 p["envelope"] = p["envelope"] - u(6, 12) * np.clip(np.log2(800) - _GRID, 0, None)
             if kind == "section":
                 p["players"] = int(rng.integers(2, 5))
@@ -188,9 +194,9 @@ class FamilySynth:
             p.update(slope=u(1.0, 1.6), attack=u(0.05, 0.2), release=u(0.08, 0.2), noise=u(-34, -24),
                      noise_band=(2000.0, 8000.0), vibrato=u(15, 60) if rng.random() < 0.7 else 0.0,
                      rate=u(4.5, 6.5), delay=u(0.1, 0.4), players=int(rng.integers(1, 7)))
-            p["envelope"] = (p["envelope"] + _formant(u(300, 800), u(12, 20), u(0.15, 0.3))
-                             + _formant(u(800, 2200), u(8, 16), u(0.12, 0.25))
-                             + _formant(u(2300, 3200), u(4, 12), u(0.1, 0.2)))
+            p["envelope"] = (p["envelope"] + _resonance(np.log2(u(300, 800)), u(12, 20), u(0.15, 0.3))
+                             + _resonance(np.log2(u(800, 2200)), u(8, 16), u(0.12, 0.25))
+                             + _resonance(np.log2(u(2300, 3200)), u(4, 12), u(0.1, 0.2)))
         return Instrument(kind, **p)
 
     def note(self, p: Instrument, f0: float, held: int, length: int, velocity: float) -> np.ndarray:
