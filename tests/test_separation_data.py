@@ -194,6 +194,26 @@ def test_splits_and_soundfonts_are_disjoint():
         assert split_of(f"bach/bwv{k}.mxl") == split_of(f"bach/bwv{k}.krn") == split_of(f"bach/bwv{k}.krn#3")
 
 
+def test_sets_play_as_often_as_their_weights_say():
+    from pathlib import Path
+
+    from upmix.separation.synthetic import SET_NAME
+    from upmix.separation.train import font_weights
+
+    sets = [Path(SET_NAME)] * 2  # two instances of the modelled set, told apart by identity
+    maker = ExcerptMaker([chorale_like()], sets, 1.0, seed=0, weights=[1.0, 3.0])
+    draws = [maker._synth() is maker.synths[1] for _ in range(4000)]
+    assert np.mean(draws) == pytest.approx(0.75, abs=0.03)
+    even = ExcerptMaker([chorale_like()], sets, 1.0, seed=0)
+    assert np.mean([even._synth() is even.synths[1] for _ in range(4000)]) == pytest.approx(0.5, abs=0.03)
+    assert font_weights({"weights": {SET_NAME: 4}}, "train-modelled") == {SET_NAME: 4.0}
+    assert font_weights({}, "train") is None
+    with pytest.raises(UpmixError, match="data.weights: 'modelled-instruments' is not one of the 'train'"):
+        font_weights({"weights": {SET_NAME: 4}}, "train")
+    with pytest.raises(UpmixError, match="data.weights.FluidR3_GM.sf2: expected a positive number, got 0"):
+        font_weights({"weights": {"FluidR3_GM.sf2": 0}}, "train")
+
+
 def test_corpus_parsing_and_note_files(tmp_path):
     pytest.importorskip("music21")
     from music21 import corpus

@@ -381,13 +381,15 @@ class ExcerptMaker:
         seconds: excerpt length.
         augment: augmentation settings.
         seed: random seed.
+        weights: how often each of `soundfonts` plays, relative to the others (default: all alike).
     """
 
     def __init__(self, works: list[Work], soundfonts: list[Path], seconds: float = 4.0,
-                 augment: Augment | None = None, seed: int = 0) -> None:
+                 augment: Augment | None = None, seed: int = 0, weights: Sequence[float] | None = None) -> None:
         if not works:
             raise UpmixError("no works to make excerpts from")
         self.works, self.seconds = works, seconds
+        self._font_odds = None if weights is None else np.asarray(weights, dtype=float) / np.sum(weights)
         self.augment = augment or Augment()
         self.rng = np.random.default_rng(seed)
         self.synths = [FamilySynth(SAMPLE_RATE, seed) if sf == Path(MODELLED) else
@@ -409,6 +411,12 @@ class ExcerptMaker:
             shift -= 12
         return program, shift
 
+    def _synth(self) -> PartSynth | SampleSynth | FamilySynth:
+        """A random one of the SoundFonts and sets, by their weights."""
+        if self._font_odds is None:  # the draw of the runs before weights existed, so their excerpts stay
+            return self.synths[self.rng.integers(len(self.synths))]
+        return self.synths[self.rng.choice(len(self.synths), p=self._font_odds)]
+
     def make(self) -> tuple[np.ndarray, np.ndarray, dict]:
         """(mix (2, n), stems (len(FAMILIES), 2, n), description) of one random excerpt."""
         rng, aug, rate = self.rng, self.augment, SAMPLE_RATE
@@ -424,7 +432,7 @@ class ExcerptMaker:
                 break
         else:
             raise UpmixError("could not find an excerpt with two playing parts")
-        synth = self.synths[rng.integers(len(self.synths))]
+        synth = self._synth()
         # no random draw when off, so that the excerpts (and fixed validation and test sets) stay as they were
         font_per_part = aug.font_per_part > 0 and rng.random() < aug.font_per_part
         transpose = int(rng.integers(-aug.transpose, aug.transpose + 1)) if aug.transpose else 0
@@ -438,7 +446,7 @@ class ExcerptMaker:
             pitches = np.clip(part[:, 2] + transpose + shift, 0, 127)
             onsets = (part[:, 0] - start) / tempo
             velocities = np.clip(rng.normal(rng.uniform(60, 110), 8, len(part)), 20, 127)
-            player = self.synths[rng.integers(len(self.synths))] if font_per_part else synth
+            player = self._synth() if font_per_part else synth
             mono = player.play(onsets, part[:, 1] / tempo, pitches, velocities, program, n)
             if aug.vibrato and rng.random() < aug.vibrato:  # so that vibrato alone does not say "strings"
                 mono = _vibrato(mono, rng.uniform(5, 30), rng.uniform(4.5, 7.0), rng.uniform(0, 2 * np.pi), rate)
@@ -522,18 +530,21 @@ def si_sdr_improvements(estimates: Sequence[np.ndarray], mix: np.ndarray, stems:
 
 class ExcerptStream(torch.utils.data.IterableDataset):
     """Endless random excerpts as tensors (mix (2, n), stems (4, 2, n)); every DataLoader worker
-    renders its own with its own seed."""
+    renders its own with its own seed. `weights`: how often a SoundFont or set plays, by file name,
+    relative to the others' 1 (`ExcerptMaker`)."""
 
     def __init__(self, notes: Path, split: str, soundfonts: str, seconds: float = 4.0,
-                 augment: Augment | None = None, seed: int = 0) -> None:
+                 augment: Augment | None = None, seed: int = 0, weights: dict[str, float] | None = None) -> None:
         self.notes, self.split, self.soundfonts = notes, split, soundfonts
-        self.seconds, self.augment, self.seed = seconds, augment, seed
+        self.seconds, self.augment, self.seed, self.weights = seconds, augment, seed, weights
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
         seed = self.seed * 1000 + (info.id if info else 0)
         works = [w for w in load_notes(self.notes) if split_of(w.id) == self.split]
-        maker = ExcerptMaker(works, find_soundfonts(self.soundfonts), self.seconds, self.augment, seed)
+        fonts = find_soundfonts(self.soundfonts)
+        weights = None if self.weights is None else [float(self.weights.get(f.name, 1.0)) for f in fonts]
+        maker = ExcerptMaker(works, fonts, self.seconds, self.augment, seed, weights)
         while True:
             mix, stems, _ = maker.make()
             yield torch.from_numpy(mix), torch.from_numpy(stems)

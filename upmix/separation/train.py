@@ -5,8 +5,10 @@ CONFIG is a YAML file (or the name of one in ``upmix/separation/configs/``, e.g.
     run: runs/orchestra            # checkpoints and the log go here
     seed: 0
     model: {features: 64, hidden: 64, layers: 4, mask_hidden: 128}    # ModelConfig fields
-    data: {seconds: 4.0, workers: 1, notes: null, soundfonts: train}   # notes: default the cache's;
-                                   # soundfonts: a use of data.SOUNDFONTS (train-samples adds recordings)
+    data: {seconds: 4.0, workers: 1, notes: null, soundfonts: train, weights: null}
+                                   # notes: default the cache's; soundfonts: a use of data.SOUNDFONTS
+                                   # (train-samples adds recordings); weights: how often a SoundFont or
+                                   # set plays, by file name, relative to the others' 1
     augment: {reverb: 0.5, ...}                        # Augment fields
     train: {batch: 4, lr: 0.001, steps: 20000, clip: 5.0, minutes: null, keep_every: null}
     eval: {every: 250, excerpts: 24, seconds: 6.0, soundfonts: validation}
@@ -170,16 +172,35 @@ def average_checkpoints(checkpoints: Sequence[Path], path: Path) -> dict:
     return state
 
 
+def font_weights(data: dict, use: str) -> dict[str, float] | None:
+    """The config's ``data.weights`` (by SoundFont or set name, relative to the others' 1), checked
+    against the use's SoundFonts."""
+    weights = data.get("weights")
+    if weights is None:
+        return None
+    if not isinstance(weights, dict):
+        raise UpmixError("data.weights: expected a mapping of SoundFont or set names to weights")
+    for name, weight in weights.items():
+        if name not in SOUNDFONTS.get(use, ()):
+            raise UpmixError(f"data.weights: {name!r} is not one of the {use!r} SoundFonts "
+                             f"({', '.join(SOUNDFONTS.get(use, ()))})")
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 < weight < math.inf:
+            raise UpmixError(f"data.weights.{name}: expected a positive number, got {weight!r}")
+    return {name: float(weight) for name, weight in weights.items()}
+
+
 def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict:
     """Train (or resume) as configured; returns the best validation score."""
     dev = resolve_device(device)
     seed = int(cfg.get("seed", 0))
-    run = Path(cfg.get("run", "runs/orchestra"))
-    run.mkdir(parents=True, exist_ok=True)
     data, opts, ev = cfg.get("data") or {}, cfg.get("train") or {}, cfg.get("eval") or {}
     keep = int(opts.get("keep_every") or 0)
     if keep % int(ev.get("every", 250)):
         raise UpmixError(f"train.keep_every ({keep}) must be a multiple of eval.every ({ev.get('every', 250)})")
+    fonts = data.get("soundfonts", "train")
+    weights = font_weights(data, fonts)
+    run = Path(cfg.get("run", "runs/orchestra"))
+    run.mkdir(parents=True, exist_ok=True)
     notes = Path(data["notes"]) if data.get("notes") else default_notes_path()
     config = model_config(cfg)
     geometry = Geometry.at(config, SAMPLE_RATE)
@@ -195,9 +216,8 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
         step, best, seconds = state["step"], state["best"], state["seconds"]
         print(f"resumed at step {step} (best validation SI-SDRi {best['si_sdri']:.2f} dB)")
     augment = augment_of(cfg)
-    fonts = data.get("soundfonts", "train")
     print(f"{fonts} SoundFonts: {', '.join(f.name for f in find_soundfonts(fonts))}", flush=True)
-    stream = ExcerptStream(notes, "train", fonts, float(data.get("seconds", 4.0)), augment, seed + step)
+    stream = ExcerptStream(notes, "train", fonts, float(data.get("seconds", 4.0)), augment, seed + step, weights)
     workers = int(data.get("workers", 1))
     loader = torch.utils.data.DataLoader(stream, batch_size=int(opts.get("batch", 4)), num_workers=workers,
                                          multiprocessing_context="spawn" if workers else None)
