@@ -256,6 +256,10 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts):
     for k, v in mean["model"].items():
         torch.testing.assert_close(v, (two[k] + three[k]) / 2)
     assert mean["step"] == 3 and mean["score"] == {"averaged_steps": [2, 3]}
+    soup = average_checkpoints([tmp_path / "run/last.pt"] * 2, tmp_path / "soup.pt",
+                               start=tmp_path / "run/step-2.pt")  # two forks from step 2 of one step each
+    start = torch.load(tmp_path / "run/step-2.pt", weights_only=True)["seconds"]
+    assert soup["step"] == 4 and soup["seconds"] == pytest.approx(start + 2 * (mean["seconds"] - start))
     assert not torch.equal(mean["model"]["split.0.weight"], three["split.0.weight"])
     assert np.isfinite(score_checkpoint(cfg, tmp_path / "avg.pt", "validation", 2, False, "test")["si_sdri"])
     other = torch.load(tmp_path / "run/last.pt", weights_only=True)

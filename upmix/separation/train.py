@@ -20,7 +20,8 @@ the stems present; ``last.pt`` (resumable: model, optimiser, step) and ``best.pt
 and a line is appended to ``log.jsonl``; with ``train.keep_every: K`` (a multiple of ``eval.every``)
 the state at every K-th step is kept as ``step-K.pt`` too. Rerunning the same command resumes from ``last.pt``.
 ``--export PATH [--checkpoint CKPT]`` writes the best weights (or CKPT's) as safetensors (float16) for
-`upmix.separation.orchestra`; ``--average CKPT [CKPT ...]`` writes their weights' mean to ``RUN/average.pt``;
+`upmix.separation.orchestra`; ``--average CKPT [CKPT ...] [--start CKPT]`` writes their weights' mean
+to ``RUN/average.pt`` (with ``--start``, of runs forked from that checkpoint);
 ``--score CHECKPOINT [--split S] [--excerpts N] [--augmented] [--soundfonts U]`` scores a checkpoint on more
 excerpts than the run's validation (model selection, diagnosis).
 
@@ -152,11 +153,13 @@ def export_weights(checkpoint: Path, path: Path) -> None:
     save_file(tensors, str(path), metadata=meta)
 
 
-def average_checkpoints(checkpoints: Sequence[Path], path: Path) -> dict:
-    """Write the mean of checkpoints' weights (one run's, same model config) as a checkpoint at
-    `path`, for `score_checkpoint` and `export_weights`: stochastic weight averaging (Izmailov et
-    al. 2018) of a run's low-learning-rate tail, which scores better on unseen SoundFonts than its
-    members (``docs/separation.md``). Returns the new checkpoint."""
+def average_checkpoints(checkpoints: Sequence[Path], path: Path, start: Path | None = None) -> dict:
+    """Write the mean of checkpoints' weights (same model config) as a checkpoint at `path`, for
+    `score_checkpoint` and `export_weights`: stochastic weight averaging (Izmailov et al. 2018) of
+    a run's low-learning-rate tail, or, with `start`, a soup of runs forked from that checkpoint
+    (Wortsman et al. 2022), whose steps and training time then count the start's once and every
+    fork's own on top. Both can score better on unseen SoundFonts than their members
+    (``docs/separation.md``). Returns the new checkpoint."""
     states = [torch.load(c, map_location="cpu", weights_only=True) for c in checkpoints]
     if not states:
         raise UpmixError("no checkpoints to average")
@@ -165,9 +168,14 @@ def average_checkpoints(checkpoints: Sequence[Path], path: Path) -> dict:
             raise UpmixError(f"model config differs from {checkpoints[0]}'s", c)
     model = {k: torch.stack([s["model"][k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point()
              else v for k, v in states[-1]["model"].items()}
-    state = {"model": model, "config": states[0]["config"], "step": max(s["step"] for s in states),
-             "score": {"averaged_steps": sorted(s["step"] for s in states)},
-             "seconds": max(s["seconds"] for s in states)}
+    if start is None:
+        step, seconds = max(s["step"] for s in states), max(s["seconds"] for s in states)
+    else:
+        base = torch.load(start, map_location="cpu", weights_only=True)
+        step = base["step"] + sum(s["step"] - base["step"] for s in states)
+        seconds = base["seconds"] + sum(s["seconds"] - base["seconds"] for s in states)
+    state = {"model": model, "config": states[0]["config"], "step": step,
+             "score": {"averaged_steps": sorted(s["step"] for s in states)}, "seconds": seconds}
     torch.save(state, path)
     return state
 
@@ -269,6 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--checkpoint", type=Path, default=None, help="--export this checkpoint, not the run's best.pt")
     ap.add_argument("--average", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
                     help="write the mean of these checkpoints' weights to RUN/average.pt and stop")
+    ap.add_argument("--start", type=Path, default=None, metavar="CHECKPOINT",
+                    help="--average runs forked from this checkpoint: count its steps and time once")
     ap.add_argument("--score", type=Path, default=None, metavar="CHECKPOINT",
                     help="score a checkpoint (.pt) on --excerpts excerpts of --split and stop")
     ap.add_argument("--split", default="validation", choices=["train", "validation", "test"])
@@ -283,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.average:
         path = Path(cfg.get("run", "runs/orchestra")) / "average.pt"
-        average_checkpoints(args.average, path)
+        average_checkpoints(args.average, path, args.start)
         print(f"wrote {path} (the mean of {len(args.average)} checkpoints)")
         return
     if args.export:
