@@ -141,6 +141,16 @@ def spectral_flux(x, n_fft=2048, hop=512):
     return np.maximum(np.diff(spec, axis=-1), 0).sum(axis=tuple(range(spec.ndim - 1))), hop
 
 
+def seam_ratio(stem: np.ndarray, edges: np.ndarray) -> float:
+    """A stem's largest spectral flux within 2048 samples of the chunk edges over its largest
+    elsewhere (past the first frames): above 1 where a seam shows."""
+    flux, hop = spectral_flux(stem)
+    centre = (np.arange(len(flux)) + 1) * hop + 1024  # sample at the middle of each frame pair
+    near = np.min(np.abs(centre[:, None] - edges[None]), axis=1) < 2048
+    assert near.any()
+    return float(flux[near].max() / flux[~near & (centre > 4096)].max())
+
+
 def test_no_seams_at_chunk_boundaries():
     """A 40 s texture separated in chunks: each stem's spectral flux around the chunk boundaries is
     no larger than elsewhere."""
@@ -148,14 +158,10 @@ def test_no_seams_at_chunk_boundaries():
     x = music(40.0, rate)
     stems = OrchestraSeparator(device="cpu").separate(x, rate)
     step = (CHUNK_S - OVERLAP_S) * rate
+    edges = np.concatenate([[k * step, k * step + OVERLAP_S * rate] for k in range(1, int(40 / 7) + 1)])
     for name, stem in stems.items():
-        if np.sqrt((stem ** 2).mean()) < 1e-3 * np.sqrt((x ** 2).mean()):
-            continue
-        flux, hop = spectral_flux(stem)
-        centre = (np.arange(len(flux)) + 1) * hop + 1024  # sample at the middle of each frame pair
-        edges = np.concatenate([[k * step, k * step + OVERLAP_S * rate] for k in range(1, int(40 / 7) + 1)])
-        near = np.min(np.abs(centre[:, None] - edges[None]), axis=1) < 2048
-        assert near.any() and flux[near].max() <= flux[~near & (centre > 4096)].max(), name
+        if np.sqrt((stem ** 2).mean()) >= 1e-3 * np.sqrt((x ** 2).mean()):
+            assert seam_ratio(stem, edges) <= 1.0, name
 
 
 def test_a_hard_switch_would_show(monkeypatch):
@@ -164,16 +170,10 @@ def test_a_hard_switch_would_show(monkeypatch):
 
     rate = 22050
     x = music(20.0, rate)
-    sep = OrchestraSeparator(device="cpu")
-    real = sep.separate(x, rate)
     monkeypatch.setattr(chunked, "OVERLAP_S", 1.0 / rate)  # a one-sample overlap: no crossfade
-    cut = sep.separate(x, rate)
-    steps = [round((CHUNK_S - 1.0 / rate) * rate * k) for k in (1, 2)]
-    worst = max(np.abs(np.diff(cut[n], axis=-1))[:, [s - 1 for s in steps]].max() /
-                np.abs(np.diff(cut[n], axis=-1)).mean() for n in cut)
-    smooth = max(np.abs(np.diff(real[n], axis=-1))[:, [s - 1 for s in steps]].max() /
-                 np.abs(np.diff(real[n], axis=-1)).mean() for n in real)
-    assert worst > 3 * smooth
+    cut = OrchestraSeparator(device="cpu").separate(x, rate)
+    edges = np.array([round((CHUNK_S - 1.0 / rate) * rate * k) for k in (1, 2)])
+    assert max(seam_ratio(stem, edges) for stem in cut.values()) > 1.0
 
 
 def test_separate_command_on_the_example(tmp_path):
