@@ -212,6 +212,8 @@ def test_sets_play_as_often_as_their_weights_say():
         font_weights({"weights": {SET_NAME: 4}}, "train")
     with pytest.raises(UpmixError, match="data.weights.FluidR3_GM.sf2: expected a positive number, got 0"):
         font_weights({"weights": {"FluidR3_GM.sf2": 0}}, "train")
+    with pytest.raises(UpmixError, match="3 weights for 2 SoundFonts and sets"):
+        ExcerptMaker([chorale_like()], sets, 1.0, weights=[1.0, 2.0, 3.0])
 
 
 def test_corpus_parsing_and_note_files(tmp_path):
@@ -228,7 +230,7 @@ def test_corpus_parsing_and_note_files(tmp_path):
     assert [w.id for w in works] == [work_id, "test/one"] and works[0].length == pytest.approx(36.0)
 
 
-def test_training_runs_scores_and_resumes(tmp_path, fonts):
+def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
     import torch
 
     from upmix.separation.train import average_checkpoints, export_weights, score_checkpoint, train
@@ -266,6 +268,11 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts):
     torch.save({**other, "config": other["config"].replace('"hidden": 8', '"hidden": 16')}, tmp_path / "other.pt")
     with pytest.raises(UpmixError, match="model config differs"):
         average_checkpoints([tmp_path / "run/last.pt", tmp_path / "other.pt"], tmp_path / "bad.pt")
+    from upmix.separation.train import main
+
+    with pytest.raises(SystemExit) as usage:
+        main(["--start", str(tmp_path / "run/step-2.pt")])
+    assert usage.value.code == 2 and "--start goes with --average" in capsys.readouterr().err
     from upmix.separation.orchestra import OrchestraSeparator
 
     x = np.random.default_rng(0).standard_normal((2, RATE)).astype(np.float32) * 0.1

@@ -388,6 +388,8 @@ class ExcerptMaker:
                  augment: Augment | None = None, seed: int = 0, weights: Sequence[float] | None = None) -> None:
         if not works:
             raise UpmixError("no works to make excerpts from")
+        if weights is not None and len(weights) != len(soundfonts):
+            raise UpmixError(f"{len(weights)} weights for {len(soundfonts)} SoundFonts and sets")
         self.works, self.seconds = works, seconds
         self._font_odds = None if weights is None else np.asarray(weights, dtype=float) / np.sum(weights)
         self.augment = augment or Augment()

@@ -287,6 +287,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--soundfonts", default=None, choices=sorted(SOUNDFONTS),
                     help="--score with these SoundFonts (default: the split's)")
     args = ap.parse_args(argv)
+    if args.start and not args.average:
+        ap.error("--start goes with --average")
     cfg = load_config(args.config)
     if args.score:
         print(json.dumps(score_checkpoint(cfg, args.score, args.split, args.excerpts, args.augmented, args.soundfonts)))
