@@ -47,3 +47,15 @@ def require_fluidsynth():
     if os.environ.get("UPMIX_REQUIRE_FLUIDSYNTH") == "1":
         pytest.fail(reason + " but UPMIX_REQUIRE_FLUIDSYNTH=1")
     pytest.skip(reason)
+
+
+def require_sonivox():
+    """Skip without the Sonivox EAS library, unless CI asks for it (UPMIX_REQUIRE_SONIVOX=1): then fail."""
+    from upmix.separation import sonivox
+
+    if sonivox.available():
+        return
+    reason = f"the Sonivox EAS library is missing ({sonivox.INSTALL})"
+    if os.environ.get("UPMIX_REQUIRE_SONIVOX") == "1":
+        pytest.fail(reason + " but UPMIX_REQUIRE_SONIVOX=1")
+    pytest.skip(reason)

@@ -11,7 +11,8 @@
 - **Splits**: works by a hash of their corpus path (80 / 10 / 10 % train / validation / test);
   SoundFonts by file: FluidR3_GM and MuseScore_General for training and validation, the OPL-3 FM
   bank for training only, TimGM6mb and the Csound GM bank (sf_GMbank) for testing only; the test
-  ones share no samples with the others.
+  ones share no samples with the others. The Sonivox EAS wave table (`sonivox.EasSynth`), heard by
+  no training use, is for choosing weights on sounds training never heard.
 - **Augmentation** (`Augment`): transposition, a formant shift per part (the spectral envelope
   moved, the notes kept: new instruments from the same samples), a vibrato per part, tempo,
   velocity, stereo placement, gain (every part is first brought to the same RMS, so no family is
@@ -25,7 +26,7 @@
   forking after torch is imported deadlocks).
 
 Debian packages: libfluidsynth3, fluid-soundfont-gm, musescore-general-soundfont and opl3-soundfont (training),
-timgm6mb-soundfont and csound-soundfont (testing). ``.ci/run`` installs the test ones;
+timgm6mb-soundfont and csound-soundfont (testing), libsonivox3 (choosing weights). ``.ci/run`` installs the test ones;
 ``docs/separation.md`` gives the training set-up.
 """
 
@@ -47,6 +48,10 @@ from ..analysis import si_sdr
 from ..cache import cache_dir
 from ..errors import UpmixError
 from .samples import SET_NAME, SampleSynth, fetch_samples
+from .sonivox import INSTALL as SONIVOX_INSTALL
+from .sonivox import SET_NAME as SONIVOX
+from .sonivox import EasSynth
+from .sonivox import available as sonivox_available
 from .synthetic import SET_NAME as MODELLED
 from .synthetic import FamilySynth
 
@@ -81,6 +86,7 @@ SOUNDFONTS = {
     "samples": (SET_NAME,),
     "train-modelled": (*_SAMPLED, "OPL-3_FM_128M.sf2", MODELLED),
     "modelled": (MODELLED,),
+    "sonivox": (SONIVOX,),
     "validation": _SAMPLED,
     "test": ("TimGM6mb.sf2", "sf_GMbank.sf2"),
 }
@@ -90,7 +96,9 @@ the OPL-3 FM bank is synthesised, so it shares no samples with anything and wide
 model hears. ``train-samples`` adds the tonejs-instruments recordings (an A/B in
 ``docs/separation.md`` found no gain on the test SoundFonts, so ``train`` leaves them out), and
 ``samples`` plays them alone, for scoring. ``train-modelled`` adds `synthetic.FamilySynth`'s
-modelled instruments (a new one for every part; nothing to install) and ``modelled`` plays them alone."""
+modelled instruments (a new one for every part; nothing to install) and ``modelled`` plays them alone.
+``sonivox`` is the Sonivox EAS wave table (`sonivox.EasSynth`), which no training use plays: a
+held-out bank for choosing weights on sounds that training never heard."""
 
 _FETCH = "python -m upmix.separation.data fetch-samples"
 INSTALL = {"train": "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
@@ -98,6 +106,7 @@ INSTALL = {"train": "apt-get install fluid-soundfont-gm musescore-general-soundf
            "samples": _FETCH,
            "train-modelled": "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
            "modelled": "nothing to install: the instruments are made",
+           "sonivox": SONIVOX_INSTALL,
            "validation": "apt-get install fluid-soundfont-gm musescore-general-soundfont",
            "test": "apt-get install timgm6mb-soundfont csound-soundfont"}
 """The commands that install each use's SoundFonts (Debian packages) and sample sets."""
@@ -197,6 +206,7 @@ def find_soundfonts(use: str) -> list[Path]:
     ``validation``, ``test``, ...); an error naming the install commands when there are none."""
     found = [d / name for name in SOUNDFONTS[use] for d in (*SOUNDFONT_DIRS, cache_dir()) if (d / name).exists()]
     found += [Path(MODELLED)] * (MODELLED in SOUNDFONTS[use])  # made, not installed
+    found += [Path(SONIVOX)] * (SONIVOX in SOUNDFONTS[use] and sonivox_available())  # a library, not a file
     if not found:
         raise UpmixError(f"no {use} SoundFont installed ({INSTALL[use]})", SOUNDFONT_DIRS[0])
     return found
@@ -376,8 +386,9 @@ class ExcerptMaker:
 
     Args:
         works: the works to draw from.
-        soundfonts: SoundFont files, sample-set folders (`samples.SampleSynth`) and `Path(synthetic.SET_NAME)`
-            (modelled instruments, `synthetic.FamilySynth`) to draw from.
+        soundfonts: SoundFont files, sample-set folders (`samples.SampleSynth`), `Path(synthetic.SET_NAME)`
+            (modelled instruments, `synthetic.FamilySynth`) and `Path(sonivox.SET_NAME)` (the Sonivox EAS
+            wave table, `sonivox.EasSynth`) to draw from.
         seconds: excerpt length.
         augment: augmentation settings.
         seed: random seed.
@@ -395,6 +406,7 @@ class ExcerptMaker:
         self.augment = augment or Augment()
         self.rng = np.random.default_rng(seed)
         self.synths = [FamilySynth(SAMPLE_RATE, seed) if sf == Path(MODELLED) else
+                       EasSynth(SAMPLE_RATE) if sf == Path(SONIVOX) else
                        SampleSynth(sf, SAMPLE_RATE) if sf.is_dir() else PartSynth(sf) for sf in soundfonts]
         self._weights = np.array([w.length for w in works]) ** 0.5
         self._weights /= self._weights.sum()
@@ -413,7 +425,7 @@ class ExcerptMaker:
             shift -= 12
         return program, shift
 
-    def _synth(self) -> PartSynth | SampleSynth | FamilySynth:
+    def _synth(self) -> PartSynth | SampleSynth | FamilySynth | EasSynth:
         """A random one of the SoundFonts and sets, by their weights."""
         if self._font_odds is None:  # the draw of the runs before weights existed, so their excerpts stay
             return self.synths[self.rng.integers(len(self.synths))]
