@@ -275,8 +275,30 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
     with pytest.raises(SystemExit) as usage:
         main(["--start", str(tmp_path / "run/step-2.pt")])
     assert usage.value.code == 2 and "--start goes with --average" in capsys.readouterr().err
+    forked = {**cfg, "run": str(tmp_path / "fork"), "train": {**cfg["train"], "steps": 5}}
+    main(["--config", _write_yaml(tmp_path / "fork.yaml", forked), "--init", str(tmp_path / "w.safetensors")])
+    started = torch.load(tmp_path / "fork/last.pt", weights_only=True)
+    exported = torch.load(tmp_path / "run/best.pt", weights_only=True)
+    assert started["step"] == exported["step"] and "optimiser" not in started
+    for k, v in started["model"].items():
+        torch.testing.assert_close(v, exported["model"][k], atol=1e-3, rtol=1e-3)  # float16 weights
+    train(forked, device="cpu")  # forks from the weights' step
+    log = [json.loads(line) for line in (tmp_path / "fork/log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == list(range(exported["step"] + 1, 6))
+    for bad, message in ((forked, "has a checkpoint already"), ({**forked, "run": str(tmp_path / "f2"),
+                         "model": {**cfg["model"], "hidden": 16}}, "not of the config's model")):
+        with pytest.raises(SystemExit) as usage:
+            main(["--config", _write_yaml(tmp_path / "bad.yaml", bad), "--init", str(tmp_path / "w.safetensors")])
+        assert usage.value.code == 2 and message in capsys.readouterr().err
     from upmix.separation.orchestra import OrchestraSeparator
 
     x = np.random.default_rng(0).standard_normal((2, RATE)).astype(np.float32) * 0.1
     stems = OrchestraSeparator(device="cpu", weights=tmp_path / "w.safetensors").separate(x, RATE)
     assert set(stems) == set(FAMILIES)
+
+
+def _write_yaml(path, cfg):
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)

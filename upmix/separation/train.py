@@ -20,7 +20,8 @@ the stems present; ``last.pt`` (resumable: model, optimiser, step) and ``best.pt
 and a line is appended to ``log.jsonl``; with ``train.keep_every: K`` (a multiple of ``eval.every``)
 the state at every K-th step is kept as ``step-K.pt`` too. Rerunning the same command resumes from ``last.pt``.
 ``--export PATH [--checkpoint CKPT]`` writes the best weights (or CKPT's) as safetensors (float16) for
-`upmix.separation.orchestra`; ``--average CKPT [CKPT ...] [--start CKPT]`` writes their weights' mean
+`upmix.separation.orchestra`; ``--init WEIGHTS`` starts a new run from such weights (the shipped ones,
+say), so that training forks from them; ``--average CKPT [CKPT ...] [--start CKPT]`` writes their weights' mean
 to ``RUN/average.pt`` (with ``--start``, of runs forked from that checkpoint);
 ``--score CHECKPOINT [--split S] [--excerpts N] [--augmented] [--soundfonts U]`` scores a checkpoint on more
 excerpts than the run's validation (model selection, diagnosis).
@@ -180,6 +181,33 @@ def average_checkpoints(checkpoints: Sequence[Path], path: Path, start: Path | N
     return state
 
 
+def init_run(cfg: dict, weights: Path) -> dict:
+    """Start the config's run from exported weights (`export_weights`' safetensors, such as the
+    shipped ones): write ``RUN/last.pt`` with their model, step and training time and no optimiser
+    state (AdamW starts afresh), so that training forks from them; the config's model must be
+    theirs. Refuses a run that already has a ``last.pt``. Returns the new checkpoint."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    last = Path(cfg.get("run", "runs/orchestra")) / "last.pt"
+    if last.exists():
+        raise UpmixError("the run has a checkpoint already; --init starts new runs only", last)
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(weights))
+    except (OSError, ValueError, RuntimeError) as e:
+        raise UpmixError(f"cannot read weights ({e})", weights) from None
+    if "config" not in meta or ModelConfig.from_json(meta["config"]) != model_config(cfg):
+        raise UpmixError("these weights are not of the config's model", weights)
+    state = {"model": {k: v.float() for k, v in tensors.items()}, "config": meta["config"],
+             "step": int(meta.get("step", 0)), "score": json.loads(meta.get("validation", "{}")),
+             "seconds": float(meta.get("trained_seconds", 0)), "best": {"si_sdri": -math.inf}}
+    last.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, last)
+    return state
+
+
 def font_weights(data: dict, use: str) -> dict[str, float] | None:
     """The config's ``data.weights`` (by SoundFont or set name, relative to the others' 1), checked
     against the use's SoundFonts."""
@@ -220,7 +248,8 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
     if last.is_file():
         state = torch.load(last, map_location=dev, weights_only=True)
         model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
+        if "optimiser" in state:  # absent where `init_run` started the run from exported weights
+            optimiser.load_state_dict(state["optimiser"])
         step, best, seconds = state["step"], state["best"], state["seconds"]
         print(f"resumed at step {step} (best validation SI-SDRi {best['si_sdri']:.2f} dB)")
     augment = augment_of(cfg)
@@ -279,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="write the mean of these checkpoints' weights to RUN/average.pt and stop")
     ap.add_argument("--start", type=Path, default=None, metavar="CHECKPOINT",
                     help="--average runs forked from this checkpoint: count its steps and time once")
+    ap.add_argument("--init", type=Path, default=None, metavar="WEIGHTS",
+                    help="start the run from exported weights (.safetensors) and stop; training then forks from them")
     ap.add_argument("--score", type=Path, default=None, metavar="CHECKPOINT",
                     help="score a checkpoint (.pt) on --excerpts excerpts of --split and stop")
     ap.add_argument("--split", default="validation", choices=["train", "validation", "test"])
@@ -292,6 +323,13 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(args.config)
     if args.score:
         print(json.dumps(score_checkpoint(cfg, args.score, args.split, args.excerpts, args.augmented, args.soundfonts)))
+        return
+    if args.init:
+        try:
+            state = init_run(cfg, args.init)
+        except UpmixError as e:
+            ap.exit(2, f"error: {e}\n")
+        print(f"started {cfg.get('run', 'runs/orchestra')} at step {state['step']} from {args.init}")
         return
     if args.average:
         path = Path(cfg.get("run", "runs/orchestra")) / "average.pt"
