@@ -35,21 +35,28 @@ def default_weights() -> Path:
     return Path(str(resources.files("upmix.separation") / "weights" / "orchestra.safetensors"))
 
 
-@lru_cache(maxsize=4)
-def load_model(path: str, device: str) -> BandSplitRNN:
-    """The model of a safetensors file on a device, in inference mode (cached per process)."""
+def read_weights(path: str | Path) -> tuple[ModelConfig, dict[str, str], dict[str, torch.Tensor]]:
+    """A safetensors weights file (`train.export_weights`): its model config, its metadata and its
+    tensors as float32; an `UpmixError` naming the file when it cannot be read."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
     try:
-        with safe_open(path, framework="pt") as f:
+        with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         config = ModelConfig.from_json(meta["config"])
-        state = load_file(path)
+        state = load_file(str(path))
     except (OSError, KeyError, ValueError, SafetensorError) as e:
         raise UpmixError(f"cannot load separation weights ({e})", path) from None
+    return config, meta, {k: v.float() for k, v in state.items()}
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str, device: str) -> BandSplitRNN:
+    """The model of a safetensors file on a device, in inference mode (cached per process)."""
+    config, _, state = read_weights(path)
     model = BandSplitRNN(config)
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    model.load_state_dict(state)
     return model.to(device).eval()
 
 

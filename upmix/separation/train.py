@@ -64,6 +64,7 @@ from .data import (
     si_sdr_improvements,
 )
 from .model import BandSplitRNN, ModelConfig
+from .orchestra import read_weights
 from .transforms import Geometry
 
 
@@ -186,21 +187,13 @@ def init_run(cfg: dict, weights: Path) -> dict:
     shipped ones): write ``RUN/last.pt`` with their model, step and training time and no optimiser
     state (AdamW starts afresh), so that training forks from them; the config's model must be
     theirs. Refuses a run that already has a ``last.pt``. Returns the new checkpoint."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     last = Path(cfg.get("run", "runs/orchestra")) / "last.pt"
     if last.exists():
         raise UpmixError("the run has a checkpoint already; --init starts new runs only", last)
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(weights))
-    except (OSError, ValueError, RuntimeError) as e:
-        raise UpmixError(f"cannot read weights ({e})", weights) from None
-    if "config" not in meta or ModelConfig.from_json(meta["config"]) != model_config(cfg):
+    config, meta, tensors = read_weights(weights)
+    if config != model_config(cfg):
         raise UpmixError("these weights are not of the config's model", weights)
-    state = {"model": {k: v.float() for k, v in tensors.items()}, "config": meta["config"],
+    state = {"model": tensors, "config": meta["config"],
              "step": int(meta.get("step", 0)), "score": json.loads(meta.get("validation", "{}")),
              "seconds": float(meta.get("trained_seconds", 0)), "best": {"si_sdri": -math.inf}}
     last.parent.mkdir(parents=True, exist_ok=True)
