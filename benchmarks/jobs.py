@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from upmix.allocator import keep_freed_memory
+
 
 def timed(cmd: list[str]) -> tuple[float, float, float]:
     """(job seconds (what the child prints, else its wall time), process wall seconds, peak RSS MiB)."""
@@ -55,6 +57,7 @@ def benchmark_main(doc: str, script: str, make: Callable[[Path, float], None], j
         make(args.folder, args.seconds)
         return
     if args.job:
+        keep_freed_memory()  # as the `upmix` command does
         job(args.job, args.folder)
         return
     with tempfile.TemporaryDirectory() as tmp:

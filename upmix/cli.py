@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .allocator import keep_freed_memory
 from .errors import UpmixError
 
 DOPPLER_HELP = ("Let moving paths shift pitch (as the distance changes) or keep it; default: the scene's "
@@ -405,6 +406,7 @@ def _wrote(output: Path, what: str, report: dict, report_file: Path, extra: str 
 
 def main() -> None:
     """Console-script entry point."""
+    keep_freed_memory()
     app(prog_name="upmix")
 
 

@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..allocator import keep_freed_memory
 from ..errors import UpmixError
 from ..stft import resolve_device
 from ..validate import load_yaml
@@ -311,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--soundfonts", default=None, choices=sorted(SOUNDFONTS),
                     help="--score with these SoundFonts (default: the split's)")
     args = ap.parse_args(argv)
+    keep_freed_memory()
     if args.start and not args.average:
         ap.error("--start goes with --average")
     cfg = load_config(args.config)
