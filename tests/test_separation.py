@@ -100,9 +100,9 @@ def test_any_rate_mono_or_stereo(rate, channels):
 
 def test_shipped_model_separates_held_out_music():
     """Held-out chorales (test split) played by the SoundFonts kept out of training: the shipped
-    model's stems are closer to the true families than the mixture is by more than 0.5 dB (mean
-    SI-SDR improvement; the shipped step-13000 weights measure 1.27 dB here, step 9750 measured 1.08
-    and step 7000 0.45; `benchmarks/separation_quality.py` measures it on the whole test split)."""
+    model's stems are closer to the true families than the mixture is by more than 1 dB (mean
+    SI-SDR improvement; the shipped step-13500 weights measure 1.47 dB here, step 13000 measured
+    1.27, step 9750 1.08 and step 7000 0.45; `benchmarks/separation_quality.py` measures it on the whole test split)."""
     from conftest import require_fluidsynth
 
     require_fluidsynth()
@@ -132,7 +132,7 @@ def test_shipped_model_separates_held_out_music():
             est = sep.separate(mix, 22050)
             gains += si_sdr_improvements([est[f] for f in FAMILIES], mix, stems).values()
     print(f"mean SI-SDR improvement on {len(gains)} stems: {np.mean(gains):.2f} dB")
-    assert np.mean(gains) > 0.5, np.mean(gains)
+    assert np.mean(gains) > 1.0, np.mean(gains)
 
 
 def spectral_flux(x, n_fft=2048, hop=512):

@@ -1,4 +1,4 @@
-"""The Sonivox EAS wave table as a held-out sound set: notes at their pitch, no reverb tail,
+"""The Sonivox EAS wave table as a training sound set: notes at their pitch, no reverb tail,
 excerpts that add up, and clear errors."""
 
 from pathlib import Path
