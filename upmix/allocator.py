@@ -16,7 +16,6 @@ running process.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 M_TRIM_THRESHOLD = -1
@@ -39,7 +38,7 @@ def keep_freed_memory() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the process's own symbols, the C library's among them
         libc.gnu_get_libc_version  # noqa: B018 - glibc only: musl's mallopt accepts and ignores
     except (OSError, AttributeError):
         return False

@@ -104,14 +104,14 @@ them (+0.3 dB on the benchmark over its control); the shipped weights' last leg 
 ``sonivox`` plays it alone, for scoring."""
 
 _FETCH = "python -m upmix.separation.data fetch-samples"
-INSTALL = {"train": "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
-           "train-samples": f"apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont; {_FETCH}",
+_TRAIN = "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont"
+INSTALL = {"train": _TRAIN,
+           "train-samples": f"{_TRAIN}; {_FETCH}",
            "samples": _FETCH,
-           "train-modelled": "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont",
+           "train-modelled": _TRAIN,
            "modelled": "nothing to install: the instruments are made",
            "sonivox": SONIVOX_INSTALL,
-           "train-modelled-sonivox": "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont; "
-                                     + SONIVOX_INSTALL,
+           "train-modelled-sonivox": f"{_TRAIN}; {SONIVOX_INSTALL}",
            "validation": "apt-get install fluid-soundfont-gm musescore-general-soundfont",
            "test": "apt-get install timgm6mb-soundfont csound-soundfont"}
 """The commands that install each use's SoundFonts (Debian packages) and sample sets."""
