@@ -59,3 +59,16 @@ def require_sonivox():
     if os.environ.get("UPMIX_REQUIRE_SONIVOX") == "1":
         pytest.fail(reason + " but UPMIX_REQUIRE_SONIVOX=1")
     pytest.skip(reason)
+
+
+def require_freepats():
+    """Skip without TiMidity++ and the FreePats patches, unless CI asks for them
+    (UPMIX_REQUIRE_FREEPATS=1): then fail."""
+    from upmix.separation import freepats
+
+    if freepats.available():
+        return
+    reason = f"TiMidity++ or the FreePats patches are missing ({freepats.INSTALL})"
+    if os.environ.get("UPMIX_REQUIRE_FREEPATS") == "1":
+        pytest.fail(reason + " but UPMIX_REQUIRE_FREEPATS=1")
+    pytest.skip(reason)

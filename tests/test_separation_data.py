@@ -192,6 +192,8 @@ def test_splits_and_soundfonts_are_disjoint():
     assert set(SOUNDFONTS["validation"]) < set(SOUNDFONTS["train"])  # training adds a bank validation lacks
     assert not set(SOUNDFONTS["sonivox"]) & set(SOUNDFONTS["validation"])  # a training bank only
     assert set(SOUNDFONTS["train-modelled"]) < set(SOUNDFONTS["train-modelled-sonivox"])
+    assert not set(SOUNDFONTS["freepats"]) & set(SOUNDFONTS["validation"])
+    assert set(SOUNDFONTS["train-modelled-sonivox"]) < set(SOUNDFONTS["train-modelled-sonivox-freepats"])
     for k in range(400):  # a work in two formats, or an opus's works, never straddle splits
         assert split_of(f"bach/bwv{k}.mxl") == split_of(f"bach/bwv{k}.krn") == split_of(f"bach/bwv{k}.krn#3")
 

@@ -26,7 +26,8 @@
   forking after torch is imported deadlocks).
 
 Debian packages: libfluidsynth3, fluid-soundfont-gm, musescore-general-soundfont and opl3-soundfont (training),
-libsonivox3 (training), timgm6mb-soundfont and csound-soundfont (testing). ``.ci/run`` installs the test ones;
+libsonivox3 (training), timidity and freepats (an A/B's training bank), timgm6mb-soundfont and csound-soundfont
+(testing). ``.ci/run`` installs the test ones and those the tests of the training banks need;
 ``docs/separation.md`` gives the training set-up.
 """
 
@@ -47,6 +48,10 @@ import torch
 from ..analysis import si_sdr
 from ..cache import cache_dir
 from ..errors import UpmixError
+from .freepats import INSTALL as FREEPATS_INSTALL
+from .freepats import SET_NAME as FREEPATS
+from .freepats import PatchSynth
+from .freepats import available as freepats_available
 from .samples import SET_NAME, SampleSynth, fetch_samples
 from .sonivox import INSTALL as SONIVOX_INSTALL
 from .sonivox import SET_NAME as SONIVOX
@@ -88,6 +93,8 @@ SOUNDFONTS = {
     "modelled": (MODELLED,),
     "sonivox": (SONIVOX,),
     "train-modelled-sonivox": (*_SAMPLED, "OPL-3_FM_128M.sf2", MODELLED, SONIVOX),
+    "train-modelled-sonivox-freepats": (*_SAMPLED, "OPL-3_FM_128M.sf2", MODELLED, SONIVOX, FREEPATS),
+    "freepats": (FREEPATS,),
     "validation": _SAMPLED,
     "test": ("TimGM6mb.sf2", "sf_GMbank.sf2"),
 }
@@ -101,7 +108,9 @@ modelled instruments (a new one for every part; nothing to install) and ``modell
 ``train-modelled-sonivox`` adds the Sonivox EAS wave table (`sonivox.EasSynth`) to those: a compact
 General MIDI bank, as the test ones are, which an A/B in ``docs/separation.md`` found to carry to
 them (+0.3 dB on the benchmark over its control); the shipped weights' last leg heard it.
-``sonivox`` plays it alone, for scoring."""
+``sonivox`` plays it alone, for scoring. ``train-modelled-sonivox-freepats`` adds the FreePats
+patches (`freepats.PatchSynth`, through TiMidity++), which an A/B in ``docs/separation.md`` found
+level with its control, so the shipped recipe leaves them out; ``freepats`` plays them alone."""
 
 _FETCH = "python -m upmix.separation.data fetch-samples"
 _TRAIN = "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont"
@@ -112,6 +121,8 @@ INSTALL = {"train": _TRAIN,
            "modelled": "nothing to install: the instruments are made",
            "sonivox": SONIVOX_INSTALL,
            "train-modelled-sonivox": f"{_TRAIN}; {SONIVOX_INSTALL}",
+           "train-modelled-sonivox-freepats": f"{_TRAIN}; {SONIVOX_INSTALL}; {FREEPATS_INSTALL}",
+           "freepats": FREEPATS_INSTALL,
            "validation": "apt-get install fluid-soundfont-gm musescore-general-soundfont",
            "test": "apt-get install timgm6mb-soundfont csound-soundfont"}
 """The commands that install each use's SoundFonts (Debian packages) and sample sets."""
@@ -212,6 +223,7 @@ def find_soundfonts(use: str) -> list[Path]:
     found = [d / name for name in SOUNDFONTS[use] for d in (*SOUNDFONT_DIRS, cache_dir()) if (d / name).exists()]
     found += [Path(MODELLED)] * (MODELLED in SOUNDFONTS[use])  # made, not installed
     found += [Path(SONIVOX)] * (SONIVOX in SOUNDFONTS[use] and sonivox_available())  # a library, not a file
+    found += [Path(FREEPATS)] * (FREEPATS in SOUNDFONTS[use] and freepats_available())  # played by a program
     if not found:
         raise UpmixError(f"no {use} SoundFont installed ({INSTALL[use]})", SOUNDFONT_DIRS[0])
     return found
@@ -412,6 +424,7 @@ class ExcerptMaker:
         self.rng = np.random.default_rng(seed)
         self.synths = [FamilySynth(SAMPLE_RATE, seed) if sf == Path(MODELLED) else
                        EasSynth(SAMPLE_RATE) if sf == Path(SONIVOX) else
+                       PatchSynth(SAMPLE_RATE) if sf == Path(FREEPATS) else
                        SampleSynth(sf, SAMPLE_RATE) if sf.is_dir() else PartSynth(sf) for sf in soundfonts]
         self._weights = np.array([w.length for w in works]) ** 0.5
         self._weights /= self._weights.sum()
@@ -430,7 +443,7 @@ class ExcerptMaker:
             shift -= 12
         return program, shift
 
-    def _synth(self) -> PartSynth | SampleSynth | FamilySynth | EasSynth:
+    def _synth(self) -> PartSynth | SampleSynth | FamilySynth | EasSynth | PatchSynth:
         """A random one of the SoundFonts and sets, by their weights."""
         if self._font_odds is None:  # the draw of the runs before weights existed, so their excerpts stay
             return self.synths[self.rng.integers(len(self.synths))]

@@ -219,6 +219,12 @@ def font_weights(data: dict, use: str) -> dict[str, float] | None:
     return {name: float(weight) for name, weight in weights.items()}
 
 
+def _worker_start(_: int) -> None:
+    """A data-loader worker's start: the main process's allocator policy (`keep_freed_memory`),
+    which a spawned process does not inherit."""
+    keep_freed_memory()
+
+
 def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict:
     """Train (or resume) as configured; returns the best validation score."""
     dev = resolve_device(device)
@@ -251,7 +257,8 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
     stream = ExcerptStream(notes, "train", fonts, float(data.get("seconds", 4.0)), augment, seed + step, weights)
     workers = int(data.get("workers", 1))
     loader = torch.utils.data.DataLoader(stream, batch_size=int(opts.get("batch", 4)), num_workers=workers,
-                                         multiprocessing_context="spawn" if workers else None)
+                                         multiprocessing_context="spawn" if workers else None,
+                                         worker_init_fn=_worker_start if workers else None)
     validation = fixed_set(notes, data.get("validation_split", "validation"), ev.get("soundfonts", "validation"),
                            int(ev.get("excerpts", 24)), float(ev.get("seconds", 6.0)))
     steps, clip, every = int(opts.get("steps", 20000)), float(opts.get("clip", 5.0)), int(ev.get("every", 250))
