@@ -43,9 +43,15 @@ def require_fluidsynth():
         find_soundfonts("test")
         return
     except (ImportError, OSError, UpmixError) as e:
-        reason = f"FluidSynth or the test SoundFonts are missing ({e})"
-    if os.environ.get("UPMIX_REQUIRE_FLUIDSYNTH") == "1":
-        pytest.fail(reason + " but UPMIX_REQUIRE_FLUIDSYNTH=1")
+        _require(False, f"FluidSynth or the test SoundFonts are missing ({e})", "UPMIX_REQUIRE_FLUIDSYNTH")
+
+
+def _require(present: bool, reason: str, variable: str) -> None:
+    """Skip with `reason` unless `present`; fail instead where CI asks for it (`variable`=1)."""
+    if present:
+        return
+    if os.environ.get(variable) == "1":
+        pytest.fail(f"{reason} but {variable}=1")
     pytest.skip(reason)
 
 
@@ -53,12 +59,7 @@ def require_sonivox():
     """Skip without the Sonivox EAS library, unless CI asks for it (UPMIX_REQUIRE_SONIVOX=1): then fail."""
     from upmix.separation import sonivox
 
-    if sonivox.available():
-        return
-    reason = f"the Sonivox EAS library is missing ({sonivox.INSTALL})"
-    if os.environ.get("UPMIX_REQUIRE_SONIVOX") == "1":
-        pytest.fail(reason + " but UPMIX_REQUIRE_SONIVOX=1")
-    pytest.skip(reason)
+    _require(sonivox.available(), f"the Sonivox EAS library is missing ({sonivox.INSTALL})", "UPMIX_REQUIRE_SONIVOX")
 
 
 def require_freepats():
@@ -66,9 +67,5 @@ def require_freepats():
     (UPMIX_REQUIRE_FREEPATS=1): then fail."""
     from upmix.separation import freepats
 
-    if freepats.available():
-        return
-    reason = f"TiMidity++ or the FreePats patches are missing ({freepats.INSTALL})"
-    if os.environ.get("UPMIX_REQUIRE_FREEPATS") == "1":
-        pytest.fail(reason + " but UPMIX_REQUIRE_FREEPATS=1")
-    pytest.skip(reason)
+    _require(freepats.available(), f"TiMidity++ or the FreePats patches are missing ({freepats.INSTALL})",
+             "UPMIX_REQUIRE_FREEPATS")

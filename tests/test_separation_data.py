@@ -2,6 +2,7 @@
 augmentation, works and SoundFonts split cleanly, and training runs, scores and resumes."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,6 +45,18 @@ def chorale_like(work_id="test/one", parts=4, beats=64, seed=0):
         pitches = 72 - 7 * k + rng.integers(-3, 4, len(onsets))
         out.append(np.stack([onsets, np.full(len(onsets), 0.9), pitches], axis=1).astype(np.float32))
     return Work(work_id, tuple(out))
+
+
+def excerpts_of_one_set_add_up(use, name):
+    """Excerpts played by the sound set `name` alone (the one set of the `use` of `SOUNDFONTS`)
+    add up to their mix and name the set."""
+    assert find_soundfonts(use) == [Path(name)]
+    maker = ExcerptMaker([chorale_like()], [Path(name)], seconds=2.0, seed=3)
+    for _ in range(3):
+        mix, stems, desc = maker.make()
+        assert stems.shape == (len(FAMILIES), 2, 2 * RATE)
+        np.testing.assert_allclose(stems.sum(axis=0), mix, atol=1e-5)
+        assert {p["soundfont"] for p in desc["parts"]} == {name}
 
 
 def test_a_note_sounds_at_its_pitch(fonts):
@@ -199,8 +212,6 @@ def test_splits_and_soundfonts_are_disjoint():
 
 
 def test_sets_play_as_often_as_their_weights_say():
-    from pathlib import Path
-
     from upmix.separation.synthetic import SET_NAME
     from upmix.separation.train import font_weights
 

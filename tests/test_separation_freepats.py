@@ -2,16 +2,15 @@
 pitch, no reverb tail, only FreePats' own patches and none whose samples the test banks share,
 excerpts that add up, and clear errors."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
-from test_separation_data import chorale_like
+from test_separation_data import excerpts_of_one_set_add_up
 
 from conftest import require_fluidsynth, require_freepats
 from upmix.errors import UpmixError
 from upmix.separation import freepats
-from upmix.separation.data import FAMILIES, PROGRAMS, SOUNDFONT_DIRS, ExcerptMaker, find_soundfonts
+from upmix.separation.data import PROGRAMS, SOUNDFONT_DIRS, find_soundfonts
 from upmix.separation.freepats import SET_NAME, PatchSynth
 
 RATE = 22050
@@ -65,13 +64,7 @@ def test_the_check_finds_a_patch_copied_into_a_test_soundfont():
 
 
 def test_excerpts_played_by_freepats_add_up(synth):
-    assert find_soundfonts("freepats") == [Path(SET_NAME)]
-    maker = ExcerptMaker([chorale_like()], [Path(SET_NAME)], seconds=2.0, seed=3)
-    for _ in range(3):
-        mix, stems, desc = maker.make()
-        assert stems.shape == (len(FAMILIES), 2, 2 * RATE)
-        np.testing.assert_allclose(stems.sum(axis=0), mix, atol=1e-5)
-        assert {p["soundfont"] for p in desc["parts"]} == {SET_NAME}
+    excerpts_of_one_set_add_up("freepats", SET_NAME)
 
 
 def test_clear_errors(monkeypatch, tmp_path):

@@ -1,16 +1,15 @@
 """The Sonivox EAS wave table as a training sound set: notes at their pitch, no reverb tail,
 excerpts that add up, and clear errors."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
-from test_separation_data import chorale_like
+from test_separation_data import excerpts_of_one_set_add_up
 
 from conftest import require_sonivox
 from upmix.errors import UpmixError
 from upmix.separation import sonivox
-from upmix.separation.data import FAMILIES, ExcerptMaker, find_soundfonts
+from upmix.separation.data import find_soundfonts
 from upmix.separation.sonivox import SET_NAME, EasSynth
 
 RATE = 22050
@@ -44,13 +43,7 @@ def test_parts_are_independent_and_programs_differ(synth):
 
 
 def test_excerpts_played_by_sonivox_add_up(synth):
-    assert find_soundfonts("sonivox") == [Path(SET_NAME)]
-    maker = ExcerptMaker([chorale_like()], [Path(SET_NAME)], seconds=2.0, seed=3)
-    for _ in range(3):
-        mix, stems, desc = maker.make()
-        assert stems.shape == (len(FAMILIES), 2, 2 * RATE)
-        np.testing.assert_allclose(stems.sum(axis=0), mix, atol=1e-5)
-        assert {p["soundfont"] for p in desc["parts"]} == {SET_NAME}
+    excerpts_of_one_set_add_up("sonivox", SET_NAME)
 
 
 def test_clear_errors(monkeypatch):
