@@ -98,7 +98,8 @@ def shared_waves(waves: list[np.ndarray], samples: np.ndarray, least: int = 512,
     cross-correlation) and, at its best match, the longest run of `window`-sample windows that
     correlate above 0.99 is measured. Returns {wave index: run in samples} for runs of at least `least`."""
     d = samples.astype(np.float64)
-    energy = np.sqrt(np.maximum(np.convolve(d * d, np.ones(512), "valid"), 1e-9))
+    power = np.concatenate([[0.0], np.cumsum(d * d)])
+    energy = np.sqrt(np.maximum(power[512:] - power[:-512], 1e-9))  # of each 512-sample stretch of `d`
     found = {}
     for k, x in enumerate(w.astype(np.float64) for w in waves):
         longest = 0
