@@ -9,7 +9,7 @@ from test_separation_data import excerpts_of_one_set_add_up
 
 from conftest import require_fluidsynth, require_freepats
 from upmix.errors import UpmixError
-from upmix.separation import freepats
+from upmix.separation import freepats, sharing
 from upmix.separation.data import PROGRAMS, SOUNDFONT_DIRS, find_soundfonts
 from upmix.separation.freepats import SET_NAME, PatchSynth
 
@@ -54,13 +54,13 @@ def test_a_program_freepats_lacks_is_played_by_its_stand_in(synth):
 def test_the_check_finds_a_patch_copied_into_a_test_soundfont():
     require_freepats()
     require_fluidsynth()
-    samples = freepats.soundfont_samples(SOUNDFONT_DIRS[0] / "TimGM6mb.sf2")
+    samples = sharing.soundfont_samples(SOUNDFONT_DIRS[0] / "TimGM6mb.sf2")
     english_horn = freepats.patch_waves(freepats.PATCHES / "Tone_000" / "069_English_Horn.pat")
-    assert freepats.shared_waves(english_horn[:2], samples) == {0: 2048}
+    assert sharing.shared_waves(english_horn[:2], samples) == {0: 2048}
     violin = freepats.patch_waves(freepats.PATCHES / "Tone_000" / "040_Violin.pat")
-    assert freepats.shared_waves(violin[:2], samples) == {}
+    assert sharing.shared_waves(violin[:2], samples) == {}
     gained = [(w * 0.5).astype(np.int16) for w in violin[:1]]  # a copy at another gain is a copy
-    assert freepats.shared_waves(violin[:1], np.concatenate([samples[:100_000], gained[0], samples[100_000:200_000]]))
+    assert sharing.shared_waves(violin[:1], np.concatenate([samples[:100_000], gained[0], samples[100_000:200_000]]))
 
 
 def test_excerpts_played_by_freepats_add_up(synth):
@@ -76,7 +76,7 @@ def test_clear_errors(monkeypatch, tmp_path):
     with pytest.raises(UpmixError, match="not a Gravis UltraSound patch"):
         freepats.patch_waves(not_a_patch)
     with pytest.raises(UpmixError, match="no sample data"):
-        freepats.soundfont_samples(not_a_patch)
+        sharing.soundfont_samples(not_a_patch)
     monkeypatch.setattr(freepats, "CONFIG", tmp_path / "missing.cfg")
     assert not freepats.available()
     with pytest.raises(UpmixError, match="not installed \\(apt-get install timidity freepats\\)"):

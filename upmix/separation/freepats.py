@@ -3,8 +3,8 @@
 FreePats (GPL-2, Debian ``freepats``) is a set of Gravis UltraSound patches (``.pat``), a format
 FluidSynth does not read; TiMidity++ (Debian ``timidity``) is the player made for it, so
 `PatchSynth` writes each part as a standard MIDI file and renders it with the ``timidity``
-program. `shared_waves` compares the patches' sample data with a
-SoundFont's; it finds some of them in the test SoundFonts (``python -m upmix.separation.freepats``),
+program. `sharing.shared_waves` finds some of the patches' sample data in the test SoundFonts
+(``python -m upmix.separation.freepats``),
 and `PatchSynth` never plays those programs (`SHARED`). TiMidity++ always reads its system
 configuration first (on Debian it loads FluidR3_GM for every program); FreePats' configuration is
 read after it and replaces the programs it defines, and `PatchSynth` plays only those, so nothing
@@ -21,9 +21,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
 
 from ..errors import UpmixError
+from .sharing import shared_waves, soundfont_samples
 
 SET_NAME = "freepats"
 """The name a `PatchSynth` gives excerpt descriptions, and its entry in `data.SOUNDFONTS`."""
@@ -73,50 +73,6 @@ def patch_waves(path: Path) -> list[np.ndarray]:
             x = (x - 128 if modes & 2 else x) * 256
         waves.append(x.astype(np.int16))
     return waves
-
-
-def soundfont_samples(path: Path) -> np.ndarray:
-    """All sample data (int16) of a .sf2 SoundFont: its ``sdta`` list's ``smpl`` chunk."""
-    data = path.read_bytes()
-    at = 12
-    while at + 8 <= len(data):
-        kind, size = data[at:at + 4], struct.unpack_from("<I", data, at + 4)[0]
-        if kind == b"LIST" and data[at + 8:at + 12] == b"sdta":
-            inner, end = at + 12, at + 8 + size
-            while inner + 8 <= end:
-                name, length = data[inner:inner + 4], struct.unpack_from("<I", data, inner + 4)[0]
-                if name == b"smpl":
-                    return np.frombuffer(data, dtype="<i2", count=length // 2, offset=inner + 8)
-                inner += 8 + length + length % 2
-        at += 8 + size + size % 2
-    raise UpmixError("no sample data (sdta/smpl) in this SoundFont", path)
-
-
-def shared_waves(waves: list[np.ndarray], samples: np.ndarray, least: int = 512, window: int = 256) -> dict[int, int]:
-    """Which `waves` a SoundFont's `samples` hold a copy of, at any gain but not resampled: for
-    each wave, a 512-sample stretch at four places is looked up in `samples` (normalised
-    cross-correlation) and, at its best match, the longest run of `window`-sample windows that
-    correlate above 0.99 is measured. Returns {wave index: run in samples} for runs of at least `least`."""
-    d = samples.astype(np.float64)
-    power = np.concatenate([[0.0], np.cumsum(d * d)])
-    energy = np.sqrt(np.maximum(power[512:] - power[:-512], 1e-9))  # of each 512-sample stretch of `d`
-    found = {}
-    for k, x in enumerate(w.astype(np.float64) for w in waves):
-        longest = 0
-        for a in np.linspace(0, max(len(x) - 512, 0), 4).astype(int):
-            probe = x[a:a + 512]
-            if len(probe) < 512 or np.abs(probe).max() < 256:
-                continue
-            shift = int(np.argmax(scipy.signal.fftconvolve(d, probe[::-1], "valid") / energy)) - a
-            run = 0
-            for w in range(max(0, -shift), min(len(x), len(d) - shift) - window + 1, window):
-                ours, theirs = x[w:w + window], d[w + shift:w + shift + window]
-                alike = ours @ theirs > 0.99 * np.linalg.norm(ours) * np.linalg.norm(theirs) and np.abs(ours).max() > 64
-                run = run + window if alike else 0
-                longest = max(longest, run)
-        if longest >= least:
-            found[k] = longest
-    return found
 
 
 def _number(n: int) -> bytes:

