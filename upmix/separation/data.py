@@ -14,8 +14,8 @@
   SoundFonts by file: FluidR3_GM and MuseScore_General for training and validation, the OPL-3 FM
   bank, the Sonivox EAS wave table, FreePats and GeneralUser GS for training only, TimGM6mb and the
   Csound GM bank (sf_GMbank) for testing only; FreePats and GeneralUser GS have stand-ins for the
-  programs whose samples the test ones hold (`sharing`), and FluidR3_GM shares its celesta and
-  marimba with TimGM6mb (``docs/separation.md``).
+  programs whose samples the test ones hold (`sharing`), and FluidR3_GM shares its celesta,
+  marimba and piccolo with them (``docs/separation.md``).
 - **Augmentation** (`Augment`): transposition, a formant shift per part (the spectral envelope
   moved, the notes kept: new instruments from the same samples), a vibrato per part, tempo,
   velocity, stereo placement, gain (every part is first brought to the same RMS, so no family is
