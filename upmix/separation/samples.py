@@ -16,7 +16,6 @@ import io
 import re
 import shutil
 import tarfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import soundfile as sf
 
 from ..audio import resample
 from ..errors import UpmixError
+from .npm import download, tarball_url
 
 SET_NAME = "tonejs-instruments"
 """The folder (and the name the excerpt descriptions give) of the sample set."""
@@ -74,8 +74,7 @@ _STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
 def _url(name: str, version: str) -> str:
-    package = f"tonejs-instrument-{name}-mp3"
-    return f"https://registry.npmjs.org/{package}/-/{package}-{version}.tgz"
+    return tarball_url(f"tonejs-instrument-{name}-mp3", version)
 
 
 def unpack(tarball: bytes, name: str, folder: Path) -> int:
@@ -104,12 +103,7 @@ def fetch_samples(folder: Path) -> int:
     for name, (version, _) in PACKAGES.items():
         if (folder / name).is_dir():
             continue
-        try:
-            with urllib.request.urlopen(_url(name, version), timeout=60) as response:
-                tarball = response.read()
-        except OSError as e:
-            raise UpmixError(f"cannot download {_url(name, version)} ({e})", folder) from None
-        unpack(tarball, name, folder)
+        unpack(download(_url(name, version), folder), name, folder)
     return sum((folder / name).is_dir() for name in PACKAGES)
 
 
