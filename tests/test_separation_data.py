@@ -248,7 +248,14 @@ def test_corpus_parsing_and_note_files(tmp_path):
 def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
     import torch
 
-    from upmix.separation.train import average_checkpoints, export_weights, score_checkpoint, train
+    from upmix.separation.train import (
+        average_checkpoints,
+        calibrate,
+        export_weights,
+        score_checkpoint,
+        scoring_set,
+        train,
+    )
 
     save_notes(tmp_path / "n.npz", [chorale_like(f"w{k}", seed=k) for k in range(60)])
     cfg = {"run": str(tmp_path / "run"), "seed": 1,
@@ -267,6 +274,18 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
     score = score_checkpoint(cfg, tmp_path / "run/last.pt", "validation", 2, augmented=True, soundfonts="test")
     assert score["step"] == 3 and np.isfinite(score["si_sdri"]) and score["even_split_loss"] > 0
     export_weights(tmp_path / "run/best.pt", tmp_path / "w.safetensors")
+    excerpts = scoring_set(cfg, "validation", 2, "test")
+    calibrated = calibrate(tmp_path / "run/last.pt", excerpts, (1.0, 4.0))
+    assert set(calibrated["temperatures"]) == {1.0, 4.0} and calibrated["step"] == 3
+    assert calibrated["best"] == max((1.0, 4.0), key=lambda t: calibrated["temperatures"][t]["si_sdri"])
+    assert calibrated["temperatures"][1.0]["si_sdri"] == pytest.approx(
+        score_checkpoint(cfg, tmp_path / "run/last.pt", "validation", 2, False, "test")["si_sdri"])
+    assert calibrated["temperatures"][4.0]["si_sdri"] != calibrated["temperatures"][1.0]["si_sdri"]
+    export_weights(tmp_path / "run/best.pt", tmp_path / "warm.safetensors", temperature=4.0)
+    from upmix.separation.orchestra import read_weights
+
+    assert read_weights(tmp_path / "warm.safetensors")[0].temperature == 4.0
+    assert read_weights(tmp_path / "w.safetensors")[0].temperature == 1.0
     assert sorted(p.name for p in (tmp_path / "run").glob("step-*.pt")) == ["step-2.pt"]  # keep_every: 2
     mean = average_checkpoints([tmp_path / "run/step-2.pt", tmp_path / "run/last.pt"], tmp_path / "avg.pt")
     two, three = (torch.load(tmp_path / f"run/{n}.pt", weights_only=True)["model"] for n in ("step-2", "last"))
@@ -288,9 +307,15 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
     with pytest.raises(SystemExit) as usage:
         main(["--start", str(tmp_path / "run/step-2.pt")])
     assert usage.value.code == 2 and "--start goes with --average" in capsys.readouterr().err
+    for args in (["--temperature", "2"], ["--export", str(tmp_path / "x.safetensors"), "--temperature", "0"]):
+        with pytest.raises(SystemExit) as usage:
+            main(args)
+        assert usage.value.code == 2 and "--temperature goes with --export" in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()
     forked = {**cfg, "run": str(tmp_path / "fork"), "train": {**cfg["train"], "steps": 5}}
-    main(["--config", _write_yaml(tmp_path / "fork.yaml", forked), "--init", str(tmp_path / "w.safetensors")])
+    main(["--config", _write_yaml(tmp_path / "fork.yaml", forked), "--init", str(tmp_path / "warm.safetensors")])
     started = torch.load(tmp_path / "fork/last.pt", weights_only=True)
+    assert json.loads(started["config"])["temperature"] == 1.0  # a fork of calibrated weights trains at 1
     exported = torch.load(tmp_path / "run/best.pt", weights_only=True)
     assert started["step"] == exported["step"] and "optimiser" not in started
     for k, v in started["model"].items():
@@ -306,8 +331,10 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
     from upmix.separation.orchestra import OrchestraSeparator
 
     x = np.random.default_rng(0).standard_normal((2, RATE)).astype(np.float32) * 0.1
-    stems = OrchestraSeparator(device="cpu", weights=tmp_path / "w.safetensors").separate(x, RATE)
-    assert set(stems) == set(FAMILIES)
+    sep = OrchestraSeparator(device="cpu", weights=tmp_path / "warm.safetensors")
+    stems = sep.separate(x, RATE)
+    assert set(stems) == set(FAMILIES) and sep.config.temperature == 4.0
+    np.testing.assert_allclose(sum(stems.values()), x, atol=1e-5)
 
 
 def _write_yaml(path, cfg):

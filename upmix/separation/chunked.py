@@ -57,10 +57,7 @@ class ChunkedSeparator(Separator):
         carry: np.ndarray | None = None  # the previous chunk's stems over the overlap, faded out
         for parts, last in _chunks(blocks, chunk, step, self.batch):
             lengths = [p.shape[1] for p in parts]
-            padded = np.stack([np.pad(p, ((0, 0), (0, chunk - p.shape[1]))) for p in parts])
-            stems = self.separate_chunks(torch.from_numpy(padded).to(self.device), sample_rate).float().cpu().numpy()
-            for k, (n, s) in enumerate(zip(lengths, stems)):
-                s = s[..., :n]
+            for k, (n, s) in enumerate(zip(lengths, self._separate_parts(parts, sample_rate, chunk))):
                 if carry is not None:
                     m = min(overlap, n)
                     s[..., :m] = s[..., :m] * fade[:m] + carry[..., :m]
@@ -70,6 +67,22 @@ class ChunkedSeparator(Separator):
                     carry = s[..., step:] * fade[::-1]
                 if keep:
                     yield {name: s[i, :, :keep] for i, name in enumerate(names)}
+
+    def _separate_parts(self, parts: list[np.ndarray], sample_rate: int, chunk: int) -> list[np.ndarray]:
+        """Stems (stems, channels, n) of a batch of chunks (channels, n): chunks of one length in one
+        call, a shorter one (the input's last) padded with zeros only up to `min_chunk`, not to the
+        full chunk, whose seconds of silence would sit in the model's context and lower the level
+        it normalises by (on the 6-second validation excerpts played by the recordings, the
+        shipped model scored 1.40 dB padded to 8 s and 1.53 dB unpadded)."""
+        out: list[np.ndarray] = [np.empty(0)] * len(parts)
+        for n in sorted({p.shape[1] for p in parts}, reverse=True):
+            which = [k for k, p in enumerate(parts) if p.shape[1] == n]
+            width = max(n, self.min_chunk(sample_rate)) or chunk
+            padded = np.stack([np.pad(parts[k], ((0, 0), (0, width - n))) for k in which])
+            stems = self.separate_chunks(torch.from_numpy(padded).to(self.device), sample_rate).float().cpu().numpy()
+            for k, s in zip(which, stems):
+                out[k] = s[..., :n]
+        return out
 
 
 def _chunks(blocks: Iterable[np.ndarray], chunk: int, step: int, batch: int) -> Iterator[tuple[list[np.ndarray], bool]]:

@@ -47,6 +47,10 @@ class ModelConfig:
         mask_hidden: hidden units of the mask MLPs.
         mask: ``ratio`` (real masks, a softmax over the targets, so they add up to one) or
             ``complex`` (unbounded complex masks, as in the BSRNN paper).
+        temperature: the ratio masks' softmax temperature (dimensionless, > 0): the mask logits
+            are divided by it, so above 1 every mask moves toward an even split. Training runs
+            at 1; `upmix.separation.train`'s ``--calibrate`` chooses the exported weights' value
+            on a bank they never heard, where an over-confident mask costs more than a hesitant one.
     """
 
     targets: tuple[str, ...] = ("strings", "woodwinds", "brass", "other")
@@ -62,6 +66,11 @@ class ModelConfig:
     layers: int = 4
     mask_hidden: int = 128
     mask: str = "ratio"
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.temperature < float("inf"):
+            raise ValueError(f"temperature must be a positive number, not {self.temperature!r}")
 
     @property
     def bins(self) -> int:
@@ -140,7 +149,8 @@ class BandSplitRNN(nn.Module):
             return consistent(masks * spec[:, None], spec)
         logits = torch.cat([head(z[:, k]).reshape(batch, t, s, c, b - a)
                             for k, (head, (a, b)) in enumerate(zip(self.masks, self.bands))], dim=4)
-        masks = torch.softmax(logits.float(), dim=2).permute(0, 2, 3, 4, 1)  # (b, s, c, f, t), adding up to 1
+        masks = torch.softmax(logits.float() / self.config.temperature, dim=2)
+        masks = masks.permute(0, 2, 3, 4, 1)  # (b, s, c, f, t), adding up to 1
         return masks * spec[:, None]
 
 

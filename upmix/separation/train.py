@@ -19,10 +19,13 @@ fixed set of validation works (the sampled training SoundFonts, clean) by the me
 the stems present; ``last.pt`` (resumable: model, optimiser, step) and ``best.pt`` are written,
 and a line is appended to ``log.jsonl``; with ``train.keep_every: K`` (a multiple of ``eval.every``)
 the state at every K-th step is kept as ``step-K.pt`` too. Rerunning the same command resumes from ``last.pt``.
-``--export PATH [--checkpoint CKPT]`` writes the best weights (or CKPT's) as safetensors (float16) for
-`upmix.separation.orchestra`; ``--init WEIGHTS`` starts a new run from such weights (the shipped ones,
-say), so that training forks from them; ``--average CKPT [CKPT ...] [--start CKPT]`` writes their weights' mean
-to ``RUN/average.pt`` (with ``--start``, of runs forked from that checkpoint);
+``--export PATH [--checkpoint CKPT] [--temperature T]`` writes the best weights (or CKPT's) as safetensors
+(float16) for `upmix.separation.orchestra`, with mask temperature T; ``--calibrate CKPT [--split S]
+[--excerpts N] [--soundfonts U]`` scores CKPT at each mask temperature (`calibrate`) on the
+validation works played by the recordings (by default) and names the best; ``--init WEIGHTS``
+starts a new run from such weights (the shipped ones, say), so that training forks from them;
+``--average CKPT [CKPT ...] [--start CKPT]`` writes their weights' mean to ``RUN/average.pt``
+(with ``--start``, of runs forked from that checkpoint);
 ``--score CHECKPOINT [--split S] [--excerpts N] [--augmented] [--soundfonts U]`` scores a checkpoint on more
 excerpts than the run's validation (model selection, diagnosis).
 
@@ -42,7 +45,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from importlib import resources
 from pathlib import Path
 
@@ -123,19 +126,33 @@ class _EvenSplit(torch.nn.Module):
         return spec[:, None].expand(-1, len(FAMILIES), *spec.shape[1:]) / len(FAMILIES)
 
 
+def load_checkpoint(checkpoint: Path) -> tuple[dict, BandSplitRNN]:
+    """A checkpoint's state and its model (on the CPU)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = BandSplitRNN(ModelConfig.from_json(state["config"]))
+    model.load_state_dict(state["model"])
+    return state, model
+
+
+def scoring_set(cfg: dict, split: str, count: int, soundfonts: str | None = None,
+                augmented: bool = False) -> list:
+    """`count` 6-second excerpts of a split's works played by a use's SoundFonts (default the
+    split's), clean or with the config's augmentation: the excerpts `score_checkpoint` and
+    `calibrate` score on."""
+    data = cfg.get("data") or {}
+    notes = Path(data["notes"]) if data.get("notes") else default_notes_path()
+    return fixed_set(notes, split, soundfonts or split, count, 6.0, seed=99,
+                     augment=augment_of(cfg) if augmented else None)
+
+
 def score_checkpoint(cfg: dict, checkpoint: Path, split: str, count: int, augmented: bool,
                      soundfonts: str | None = None) -> dict:
     """A checkpoint's SI-SDR improvement on `count` 6-second excerpts of a split's works played by
     a use's SoundFonts (``train``, ``validation`` or ``test``; default the split's), with the
     config's augmentation or clean, and its training loss there against an even split's."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    config = ModelConfig.from_json(state["config"])
-    model, geometry = BandSplitRNN(config), Geometry.at(config, SAMPLE_RATE)
-    model.load_state_dict(state["model"])
-    data = cfg.get("data") or {}
-    notes = Path(data["notes"]) if data.get("notes") else default_notes_path()
-    excerpts = fixed_set(notes, split, soundfonts or split, count, 6.0, seed=99,
-                         augment=augment_of(cfg) if augmented else None)
+    state, model = load_checkpoint(checkpoint)
+    geometry = Geometry.at(model.config, SAMPLE_RATE)
+    excerpts = scoring_set(cfg, split, count, soundfonts, augmented)
     mix = torch.from_numpy(np.stack([e[0] for e in excerpts]))
     stems = torch.from_numpy(np.stack([e[1] for e in excerpts]))
     with torch.no_grad():
@@ -144,13 +161,37 @@ def score_checkpoint(cfg: dict, checkpoint: Path, split: str, count: int, augmen
     return {"step": state["step"], **evaluate(model, geometry, excerpts, torch.device("cpu")), **losses}
 
 
-def export_weights(checkpoint: Path, path: Path) -> None:
-    """Write a checkpoint's model as float16 safetensors with its config and scores as metadata."""
+TEMPERATURES = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
+"""The mask temperatures `calibrate` tries by default."""
+
+
+def calibrate(checkpoint: Path, excerpts: list, temperatures: Sequence[float] = TEMPERATURES) -> dict:
+    """A checkpoint's mean SI-SDR improvement on `excerpts` at each mask temperature
+    (`ModelConfig.temperature`), and the best of them: the temperature to export the weights
+    with (``--export W --temperature T``). Choose it on excerpts the weights never heard (the
+    validation works played by the tonejs-instruments recordings, ``--soundfonts samples``):
+    a model is more sure of itself on the sounds it learned than it has reason to be elsewhere."""
+    state, model = load_checkpoint(checkpoint)
+    config, geometry = model.config, Geometry.at(model.config, SAMPLE_RATE)
+    scores = {}
+    for t in temperatures:
+        model.config = replace(config, temperature=float(t))
+        scores[float(t)] = evaluate(model, geometry, excerpts, torch.device("cpu"))
+    best = max(scores, key=lambda t: scores[t]["si_sdri"])
+    return {"step": state["step"], "temperatures": scores, "best": best}
+
+
+def export_weights(checkpoint: Path, path: Path, temperature: float | None = None) -> None:
+    """Write a checkpoint's model as float16 safetensors with its config and scores as metadata,
+    with its mask temperature set to `temperature` where given (`calibrate`)."""
     from safetensors.torch import save_file
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    config = ModelConfig.from_json(state["config"])
+    if temperature is not None:
+        config = replace(config, temperature=float(temperature))
     tensors = {k: v.to(torch.float16).contiguous() for k, v in state["model"].items()}
-    meta = {"config": state["config"], "step": str(state["step"]), "validation": json.dumps(state["score"]),
+    meta = {"config": config.to_json(), "step": str(state["step"]), "validation": json.dumps(state["score"]),
             "trained_seconds": str(round(state["seconds"]))}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
@@ -187,14 +228,16 @@ def init_run(cfg: dict, weights: Path) -> dict:
     """Start the config's run from exported weights (`export_weights`' safetensors, such as the
     shipped ones): write ``RUN/last.pt`` with their model, step and training time and no optimiser
     state (AdamW starts afresh), so that training forks from them; the config's model must be
-    theirs. Refuses a run that already has a ``last.pt``. Returns the new checkpoint."""
+    theirs but for the mask temperature (the run trains at the config's). Refuses a run that
+    already has a ``last.pt``. Returns the new checkpoint."""
     last = Path(cfg.get("run", "runs/orchestra")) / "last.pt"
     if last.exists():
         raise UpmixError("the run has a checkpoint already; --init starts new runs only", last)
     config, meta, tensors = read_weights(weights)
-    if config != model_config(cfg):
+    run = model_config(cfg)
+    if replace(config, temperature=run.temperature) != run:
         raise UpmixError("these weights are not of the config's model", weights)
-    state = {"model": tensors, "config": meta["config"],
+    state = {"model": tensors, "config": run.to_json(),
              "step": int(meta.get("step", 0)), "score": json.loads(meta.get("validation", "{}")),
              "seconds": float(meta.get("trained_seconds", 0)), "best": {"si_sdri": -math.inf}}
     last.parent.mkdir(parents=True, exist_ok=True)
@@ -305,6 +348,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
     ap.add_argument("--export", type=Path, default=None, help="write the run's best weights here and stop")
     ap.add_argument("--checkpoint", type=Path, default=None, help="--export this checkpoint, not the run's best.pt")
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="--export with this mask temperature (from --calibrate)")
+    ap.add_argument("--calibrate", type=Path, default=None, metavar="CHECKPOINT",
+                    help="score a checkpoint at each mask temperature on --excerpts excerpts of --split played by "
+                         "--soundfonts (default: the recordings, samples) and stop")
     ap.add_argument("--average", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
                     help="write the mean of these checkpoints' weights to RUN/average.pt and stop")
     ap.add_argument("--start", type=Path, default=None, metavar="CHECKPOINT",
@@ -323,8 +371,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.start and not args.average:
         ap.error("--start goes with --average")
     cfg = load_config(args.config)
+    if args.temperature is not None and not (args.export and 0 < args.temperature < math.inf):
+        ap.error("--temperature goes with --export and is a positive number")
     if args.score:
         print(json.dumps(score_checkpoint(cfg, args.score, args.split, args.excerpts, args.augmented, args.soundfonts)))
+        return
+    if args.calibrate:
+        excerpts = scoring_set(cfg, args.split, args.excerpts, args.soundfonts or "samples", args.augmented)
+        result = calibrate(args.calibrate, excerpts)
+        for t, score in result["temperatures"].items():
+            print(json.dumps({"temperature": t, **score}))
+        print(f"best temperature {result['best']:g} (step {result['step']})")
         return
     if args.init:
         try:
@@ -339,7 +396,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {path} (the mean of {len(args.average)} checkpoints)")
         return
     if args.export:
-        export_weights(args.checkpoint or Path(cfg.get("run", "runs/orchestra")) / "best.pt", args.export)
+        export_weights(args.checkpoint or Path(cfg.get("run", "runs/orchestra")) / "best.pt", args.export,
+                       args.temperature)
         print(f"wrote {args.export}")
         return
     best = train(cfg, args.device, args.minutes)
