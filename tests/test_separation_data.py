@@ -312,6 +312,17 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
             main(args)
         assert usage.value.code == 2 and "--temperature goes with --export" in capsys.readouterr().err
     assert not (tmp_path / "x.safetensors").exists()
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    for checkpoint, message in ((tmp_path / "notes.txt", "not a training checkpoint"),
+                                (tmp_path / "absent.pt", "cannot read the checkpoint")):
+        for args in (["--export", str(tmp_path / "x.safetensors"), "--checkpoint", str(checkpoint)],
+                     ["--calibrate", str(checkpoint), "--excerpts", "1", "--soundfonts", "test"]):
+            with pytest.raises(SystemExit) as usage:
+                main(["--config", _write_yaml(tmp_path / "c.yaml", cfg), *args])
+            err = capsys.readouterr().err
+            assert usage.value.code == 2 and err == f"error: {checkpoint}: {message}" + err.split(message)[1]
+            assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "x.safetensors").exists()
     forked = {**cfg, "run": str(tmp_path / "fork"), "train": {**cfg["train"], "steps": 5}}
     main(["--config", _write_yaml(tmp_path / "fork.yaml", forked), "--init", str(tmp_path / "warm.safetensors")])
     started = torch.load(tmp_path / "fork/last.pt", weights_only=True)

@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import fields, replace
@@ -126,9 +127,24 @@ class _EvenSplit(torch.nn.Module):
         return spec[:, None].expand(-1, len(FAMILIES), *spec.shape[1:]) / len(FAMILIES)
 
 
+def read_checkpoint(checkpoint: Path, device: str | torch.device = "cpu") -> dict:
+    """A checkpoint's state (``model``, ``config``, ``step``, ...); an `UpmixError` naming the
+    file when it cannot be read."""
+    try:
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise UpmixError("not a training checkpoint (torch could not unpickle it)", checkpoint) from None
+    except (OSError, RuntimeError, EOFError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UpmixError(f"cannot read the checkpoint ({reason})", checkpoint) from None
+    if not isinstance(state, dict) or not {"model", "config", "step"} <= state.keys():
+        raise UpmixError("not a training checkpoint (no model, config and step)", checkpoint)
+    return state
+
+
 def load_checkpoint(checkpoint: Path) -> tuple[dict, BandSplitRNN]:
     """A checkpoint's state and its model (on the CPU)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = read_checkpoint(checkpoint)
     model = BandSplitRNN(ModelConfig.from_json(state["config"]))
     model.load_state_dict(state["model"])
     return state, model
@@ -186,7 +202,7 @@ def export_weights(checkpoint: Path, path: Path, temperature: float | None = Non
     with its mask temperature set to `temperature` where given (`calibrate`)."""
     from safetensors.torch import save_file
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = read_checkpoint(checkpoint)
     config = ModelConfig.from_json(state["config"])
     if temperature is not None:
         config = replace(config, temperature=float(temperature))
@@ -204,7 +220,7 @@ def average_checkpoints(checkpoints: Sequence[Path], path: Path, start: Path | N
     (Wortsman et al. 2022), whose steps and training time then count the start's once and every
     fork's own on top. Both can score better on unseen SoundFonts than their members
     (``docs/separation.md``). Returns the new checkpoint."""
-    states = [torch.load(c, map_location="cpu", weights_only=True) for c in checkpoints]
+    states = [read_checkpoint(c) for c in checkpoints]
     if not states:
         raise UpmixError("no checkpoints to average")
     for c, s in zip(checkpoints, states):
@@ -215,7 +231,7 @@ def average_checkpoints(checkpoints: Sequence[Path], path: Path, start: Path | N
     if start is None:
         step, seconds = max(s["step"] for s in states), max(s["seconds"] for s in states)
     else:
-        base = torch.load(start, map_location="cpu", weights_only=True)
+        base = read_checkpoint(start)
         step = base["step"] + sum(s["step"] - base["step"] for s in states)
         seconds = base["seconds"] + sum(s["seconds"] - base["seconds"] for s in states)
     state = {"model": model, "config": states[0]["config"], "step": step,
@@ -289,7 +305,7 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
     step, best, seconds = 0, {"si_sdri": -math.inf}, 0.0
     last = run / "last.pt"
     if last.is_file():
-        state = torch.load(last, map_location=dev, weights_only=True)
+        state = read_checkpoint(last, dev)
         model.load_state_dict(state["model"])
         if "optimiser" in state:  # absent where `init_run` started the run from exported weights
             optimiser.load_state_dict(state["optimiser"])
@@ -370,6 +386,14 @@ def main(argv: list[str] | None = None) -> None:
     keep_freed_memory()
     if args.start and not args.average:
         ap.error("--start goes with --average")
+    try:
+        _run(args, ap)
+    except UpmixError as e:
+        ap.exit(2, f"error: {e}\n")
+
+
+def _run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> None:
+    """The command `main` parsed."""
     cfg = load_config(args.config)
     if args.temperature is not None and not (args.export and 0 < args.temperature < math.inf):
         ap.error("--temperature goes with --export and is a positive number")
@@ -377,6 +401,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(score_checkpoint(cfg, args.score, args.split, args.excerpts, args.augmented, args.soundfonts)))
         return
     if args.calibrate:
+        read_checkpoint(args.calibrate)  # a bad file fails before the excerpts are rendered
         excerpts = scoring_set(cfg, args.split, args.excerpts, args.soundfonts or "samples", args.augmented)
         result = calibrate(args.calibrate, excerpts)
         for t, score in result["temperatures"].items():
@@ -384,10 +409,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"best temperature {result['best']:g} (step {result['step']})")
         return
     if args.init:
-        try:
-            state = init_run(cfg, args.init)
-        except UpmixError as e:
-            ap.exit(2, f"error: {e}\n")
+        state = init_run(cfg, args.init)
         print(f"started {cfg.get('run', 'runs/orchestra')} at step {state['step']} from {args.init}")
         return
     if args.average:
