@@ -312,6 +312,12 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
             main(args)
         assert usage.value.code == 2 and "--temperature goes with --export" in capsys.readouterr().err
     assert not (tmp_path / "x.safetensors").exists()
+    with pytest.raises(SystemExit) as usage:
+        main(["--config", _write_yaml(tmp_path / "c.yaml", {**cfg, "run": str(tmp_path / "r0"),
+                                                           "model": {"temperature": 0}})])
+    assert usage.value.code == 2 and capsys.readouterr().err == (
+        "error: model: temperature must be a positive number, not 0\n")
+    assert not (tmp_path / "r0").exists()
     (tmp_path / "notes.txt").write_text("not a checkpoint")
     for checkpoint, message in ((tmp_path / "notes.txt", "not a training checkpoint"),
                                 (tmp_path / "absent.pt", "cannot read the checkpoint")):

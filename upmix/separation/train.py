@@ -82,9 +82,13 @@ def load_config(name: str) -> dict:
 
 
 def model_config(cfg: dict) -> ModelConfig:
+    """The config's ``model`` section as a `ModelConfig`; an `UpmixError` for a value it refuses."""
     known = {f.name for f in fields(ModelConfig)}
-    return ModelConfig(targets=FAMILIES, sample_rate=SAMPLE_RATE,
-                       **{k: v for k, v in (cfg.get("model") or {}).items() if k in known})
+    try:
+        return ModelConfig(targets=FAMILIES, sample_rate=SAMPLE_RATE,
+                           **{k: v for k, v in (cfg.get("model") or {}).items() if k in known})
+    except (TypeError, ValueError) as e:
+        raise UpmixError(f"model: {e}") from None
 
 
 def loss_fn(model: BandSplitRNN, geometry: Geometry, mix: torch.Tensor, stems: torch.Tensor) -> torch.Tensor:
@@ -287,6 +291,7 @@ def _worker_start(_: int) -> None:
 def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict:
     """Train (or resume) as configured; returns the best validation score."""
     dev = resolve_device(device)
+    config = model_config(cfg)
     seed = int(cfg.get("seed", 0))
     data, opts, ev = cfg.get("data") or {}, cfg.get("train") or {}, cfg.get("eval") or {}
     keep = int(opts.get("keep_every") or 0)
@@ -297,7 +302,6 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
     run = Path(cfg.get("run", "runs/orchestra"))
     run.mkdir(parents=True, exist_ok=True)
     notes = Path(data["notes"]) if data.get("notes") else default_notes_path()
-    config = model_config(cfg)
     geometry = Geometry.at(config, SAMPLE_RATE)
     torch.manual_seed(seed)
     model = BandSplitRNN(config).to(dev)
