@@ -78,7 +78,8 @@ def speaker_decoder(layout: Layout, order: int) -> np.ndarray:
 
     The refinement takes a second or two; its result is kept in the disk cache (`upmix.cache`)."""
     key = f"{layout!r}:{order}:{_REFINEMENT}".encode()
-    return cached_arrays("decoder", key, lambda: {"decoder": _refined_decoder(layout, order)})["decoder"]
+    return cached_arrays("decoder", key, lambda: {"decoder": _refined_decoder(layout, order)},
+                         ("decoder",))["decoder"]
 
 
 def _refined_decoder(layout: Layout, order: int) -> np.ndarray:

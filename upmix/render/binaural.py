@@ -249,7 +249,7 @@ def get_hrtf(path: str | None, sample_rate: int) -> Hrtf:
         hrtf = Hrtf.prepare(hrtf_set, sample_rate)
         return {"directions": hrtf.directions, "filters": hrtf.filters, "delays": hrtf.delays}
 
-    data = cached_arrays("hrtf", key, prepare)
+    data = cached_arrays("hrtf", key, prepare, ("directions", "filters", "delays"))
     return Hrtf(hrtf_set.name, sample_rate, data["directions"], data["filters"], data["delays"])
 
 
