@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from .allocator import keep_freed_memory
 from .errors import UpmixError
@@ -22,13 +24,23 @@ DOPPLER_HELP = ("Let moving paths shift pitch (as the distance changes) or keep 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Turn mono and stereo recordings into immersive audio.")
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
+
+
+def _line(label: str, style: str, message: str) -> Text:
+    """`label` in `style`, then `message` as plain text (paths may hold rich markup such as ``[/]``)."""
+    return Text.assemble((label, style), " ", message)
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]upmix: error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(_line("upmix: error:", "bold red", message), soft_wrap=True)
     raise typer.Exit(2)
+
+
+def _warn(report: dict) -> None:
+    for warning in report["warnings"]:
+        err.print(_line("upmix: warning:", "yellow", warning), soft_wrap=True)
 
 
 def handles_errors(fn: Callable) -> Callable:
@@ -42,10 +54,39 @@ def handles_errors(fn: Callable) -> Callable:
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             _fail(f"{where}{exc.strerror or exc}")
+        except Terminated as exc:
+            err.print(f"upmix: terminated ({signal.Signals(exc.signum).name})", markup=False)
+            raise typer.Exit(128 + exc.signum) from None
         except KeyboardInterrupt:
             err.print("upmix: interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(128 + signal.SIGINT) from None
     return wrapper
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C's KeyboardInterrupt, so that the
+    same cleanup runs (unfinished outputs and temporary files removed)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+TERMINATING = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that end a command as Ctrl-C does, with exit status 128 + the signal's number."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    for sig in TERMINATING:  # a second signal must not cut the cleanup short
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def _catch_termination() -> None:
+    """Turn SIGTERM and SIGHUP into `Terminated`, unless they are ignored (as under nohup)."""
+    for sig in TERMINATING:
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _terminate)
 
 
 @contextmanager
@@ -54,7 +95,7 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] 
     if not enabled or not err.is_terminal:
         yield None
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task(label, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
@@ -74,8 +115,8 @@ def layouts(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
         return
     table = Table("layout", "aliases", "ch", "channels (file order)", "WAV mask")
     for lay in items:
-        table.add_row(lay.name, ", ".join(lay.aliases), str(lay.num_channels),
-                      " ".join(lay.channel_names), f"0x{lay.channel_mask:X}")
+        table.add_row(*map(Text, (lay.name, ", ".join(lay.aliases), str(lay.num_channels),
+                                  " ".join(lay.channel_names), f"0x{lay.channel_mask:X}")))
     out.print(table)
 
 
@@ -92,18 +133,19 @@ def info(file: Path = typer.Argument(..., help="Audio file."),
         print(json.dumps(desc, indent=2))
         return
     lufs, tp = desc["integrated_lufs"], desc["true_peak_dbtp"]
-    out.print(f"[bold]{desc['path']}[/]\n"
-              f"  format       {desc['container']} {desc['sample_format']}, {desc['sample_rate']} Hz, "
+    out.print(Text(desc["path"], style="bold"), soft_wrap=True)
+    out.print(f"  format       {desc['container']} {desc['sample_format']}, {desc['sample_rate']} Hz, "
               f"{desc['channels']} channels\n"
               f"  layout       {desc['layout'] or '-'} (channel mask {desc['channel_mask'] or 'none'})\n"
               f"  duration     {desc['duration_s']:.3f} s ({desc['frames']} frames)\n"
               f"  loudness     {'-' if lufs is None else f'{lufs:.1f}'} LUFS integrated (BS.1770-4)\n"
               f"  true peak    {'-' if tp is None else f'{tp:.1f}'} dBTP (4x oversampled)",
-              highlight=False)
+              markup=False, highlight=False)
     table = Table("#", "label", "name", "peak dBFS")
     for ch in desc["channel_info"]:
         pk = ch["peak_dbfs"]
-        table.add_row(str(ch["index"] + 1), ch["label"], ch["name"] or "", "-inf" if pk is None else f"{pk:.2f}")
+        table.add_row(*map(Text, (str(ch["index"] + 1), ch["label"], ch["name"] or "",
+                                  "-inf" if pk is None else f"{pk:.2f}")))
     out.print(table)
 
 
@@ -140,8 +182,7 @@ def render(scene: Path = typer.Argument(..., metavar="SCENE", help="Scene file (
         else:
             report = render_ambix(scene, output, format=format or "7.1.4", sample_rate=sample_rate,
                                   bits=bits or "24", hrtf=_path(hrtf), progress=progress)
-    for warning in report["warnings"]:
-        err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
+    _warn(report)
     if not quiet:
         _wrote(output, report["format"], report, report_path(output))
 
@@ -197,6 +238,8 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
     from .run import upmix_file
 
     _check_choices(bits, device)
+    if walk is not None and scene is None and separator != "orchestra":  # orchestra brings its own scene
+        raise UpmixError("a walk needs a scene to walk through: give --scene", walk)
     options = get_preset(preset).options(width, center, ambience_front)
     delivery = Delivery(loudness, true_peak)
     with _progress("upmixing", not quiet) as progress:
@@ -204,8 +247,7 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
                             lfe=lfe, scene_file=scene, walk=walk, doppler=doppler, device=device,
                             sample_rate=sample_rate, bits=bits, hrtf=_path(hrtf), separator=separator,
                             weights=_path(weights), preset=preset, delivery=delivery, progress=progress)
-    for warning in report["warnings"]:
-        err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
+    _warn(report)
     if not quiet:
         snr = report.get("fold_down_snr_db")
         _wrote(output, report.get("settings", report)["format"], report, report_path(output),
@@ -233,8 +275,7 @@ def walk(scene: Path = typer.Argument(..., help="Scene file (YAML)."),
         report = render_scene(scene, output, stems_dir=stems, format=format, sample_rate=sample_rate, bits=bits,
                               hrtf=_path(hrtf), walk=path, doppler=doppler, require_path=True, device=device,
                               progress=progress)
-    for warning in report["warnings"]:
-        err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
+    _warn(report)
     if not quiet:
         _wrote(output, report["format"], report, report_path(output))
 
@@ -255,8 +296,7 @@ def binauralize(source: Path = typer.Argument(..., metavar="INPUT", help="Speake
     _check_choices(bits, "auto")
     with _progress("binauralizing", not quiet) as progress:
         report = job(source, output, layout=layout, hrtf=_path(hrtf), bits=bits, progress=progress)
-    for warning in report["warnings"]:
-        err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
+    _warn(report)
     if not quiet:
         _wrote(output, f"binaural from {report['input_layout']}", report, report_path(output))
 
@@ -283,7 +323,8 @@ def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or s
     if not quiet:
         names = ", ".join(s["name"] for s in report["stems"])
         out.print(f"wrote {len(report['stems'])} stems ({names}) to {output}, adding up to the input at "
-                  f"{report['mix_snr_db']} dB SNR; {report['realtime_factor']}x real time", highlight=False)
+                  f"{report['mix_snr_db']} dB SNR; {report['realtime_factor']}x real time",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -329,14 +370,14 @@ def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
     with _batch_progress(len(job_list), not quiet) as progress:
         summary = run_batch(job_list, outdir, engine=engine, workers=jobs, address=address, rejected=rejected,
                             progress=progress)
-    table = Table(title=f"upmix batch: {outdir}", show_edge=False)
+    table = Table(title=Text(f"upmix batch: {outdir}"), show_edge=False)
     for col in ("converted", "skipped (done before)", "failed", "time"):
         table.add_column(col, justify="right")
     table.add_row(str(len(summary.done)), str(len(summary.skipped)), str(len(summary.failed)),
                   f"{summary.seconds:.1f} s")
     err.print(table)
     for source, error in summary.failed:
-        err.print(f"[bold red]upmix: failed:[/] {_about(source, error)}", highlight=False, soft_wrap=True)
+        err.print(_line("upmix: failed:", "bold red", _about(source, error)), soft_wrap=True)
     if not summary.ok:
         raise typer.Exit(2)
 
@@ -363,9 +404,9 @@ class _RichBatch:
         if self.bar:
             self.bar.remove_task(self.tasks.pop(index))
             self.bar.advance(self.overall)
-        line = (f"{job.input} -> {job.output} ({result['seconds']:.1f} s)" if ok
-                else f"[bold red]failed:[/] {_about(str(job.input), result['error'])}")
-        (self.bar.console if self.bar else err).print(line, highlight=False, soft_wrap=True)
+        line = (Text(f"{job.input} -> {job.output} ({result['seconds']:.1f} s)") if ok
+                else _line("failed:", "bold red", _about(str(job.input), result["error"])))
+        (self.bar.console if self.bar else err).print(line, soft_wrap=True)
 
 
 def _about(source: str, error: str) -> str:
@@ -381,7 +422,7 @@ def _batch_progress(total: int, enabled: bool) -> Iterator[_RichBatch | None]:
     if not err.is_terminal:
         yield _RichBatch(total, None)
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeRemainingColumn(), console=err) as bar:
         yield _RichBatch(total, bar)
 
@@ -401,12 +442,13 @@ def _wrote(output: Path, what: str, report: dict, report_file: Path, extra: str 
     lufs = report["integrated_lufs"]
     out.print(f"wrote {output} ({what}, {len(report['channels'])} channels, {report['duration_s']:.2f} s, "
               f"{'-' if lufs is None else f'{lufs:.1f}'} LUFS{extra}) and {report_file}; "
-              f"{report['realtime_factor']}x real time", highlight=False)
+              f"{report['realtime_factor']}x real time", markup=False, highlight=False, soft_wrap=True)
 
 
 def main() -> None:
     """Console-script entry point."""
     keep_freed_memory()
+    _catch_termination()
     app(prog_name="upmix")
 
 
