@@ -71,11 +71,15 @@ def load_checkpoint(path: Path):
             package = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
-        what = f"it references {found[1]}" if found else "it holds objects a checkpoint does not"
-        raise UpmixError(f"not loaded: {what}, which is not part of a Demucs model (a file that could "
-                         "run code when unpickled)", path) from None
+        if found:
+            raise UpmixError(f"not loaded: it references {found[1]}, which is not part of a Demucs model "
+                             "(unpickling it could run code)", path) from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(e))
+        raise UpmixError(f"not a readable Demucs checkpoint ({detail[1] if detail else 'unpickling failed'})",
+                         path) from None
     except (RuntimeError, EOFError, OSError) as e:
-        raise UpmixError(f"not a readable Demucs checkpoint ({str(e).splitlines()[0]})", path) from None
+        raise UpmixError(f"not a readable Demucs checkpoint ({(str(e).splitlines() or [type(e).__name__])[0]})",
+                         path) from None
     if not isinstance(package, dict) or package.get("klass") not in classes or \
             not {"args", "kwargs", "state"} <= package.keys():
         raise UpmixError("not a Demucs checkpoint (a dict with klass, args, kwargs and state)", path)
