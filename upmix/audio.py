@@ -532,27 +532,31 @@ class AudioWriter:
         self.clipped += int(np.count_nonzero((y > scale - 1) | (y < -scale)))
         return np.clip(y, -scale, scale - 1).astype(np.int32)
 
-    def write(self, block: np.ndarray) -> None:
-        """Append a (channels, frames) block."""
+    def write(self, block: np.ndarray) -> np.ndarray:
+        """Append a (channels, frames) block; returns it as stored (float32, full scale 1: in
+        integer formats dithered, rounded and clipped)."""
         block = np.asarray(block, dtype=np.float32)
         if block.ndim != 2 or block.shape[0] != self.channels:
             raise ValueError(f"expected ({self.channels}, n) audio, got {block.shape}")
         n = block.shape[1]
         if n == 0:
-            return
+            return block
         if self.subtype == "FLOAT":
             data = block.T.astype("<f4").tobytes()
+            stored = block
         else:
             q = self._quantise(block)
+            stored = q.T.astype(np.float32) / np.float32(2 ** (15 if self.subtype == "PCM_16" else 23))
             if self.flac:
                 # libsndfile takes int32 at full 32-bit scale
                 self._sf.write(q << (16 if self.subtype == "PCM_16" else 8))
                 self.frames += n
-                return
+                return stored
             data = q.astype("<i2").tobytes() if self.subtype == "PCM_16" else _pack24(q)
         self._file.write(data)
         self._data_bytes += len(data)
         self.frames += n
+        return stored
 
     def close(self) -> None:
         """Finish the header and move the file to its final name."""

@@ -320,6 +320,8 @@ def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or s
     with _progress("separating", not quiet) as progress:
         report = separate_file(source, output, model=model, device=device, weights=_path(weights), bits=bits,
                                progress=progress)
+    for warning in report["warnings"]:
+        err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
     if not quiet:
         names = ", ".join(s["name"] for s in report["stems"])
         out.print(f"wrote {len(report['stems'])} stems ({names}) to {output}, adding up to the input at "

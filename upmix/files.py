@@ -1,9 +1,10 @@
-"""Atomic file output: write beside the target under a temporary name, then rename."""
+"""Safe file output: write beside the target under a temporary name, then rename; never over an input."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .errors import UpmixError
@@ -24,3 +25,14 @@ def temporary_sibling(path: Path) -> Path:
     os.fchmod(fd, 0o666 & ~umask)
     os.close(fd)
     return Path(tmp)
+
+
+def refuse_overwriting(outputs: Iterable[Path], inputs: Mapping[str, str | Path | None]) -> None:
+    """Raise UpmixError, naming the output and the input, when a job's output is one of its inputs
+    (``{what: path}``; None is skipped): the same path once links are resolved, or a hard link to
+    the same file. Call it before anything is written."""
+    given = [(what, Path(path)) for what, path in inputs.items() if path is not None]
+    for out in map(Path, outputs):
+        for what, path in given:
+            if out.resolve() == path.resolve() or (out.exists() and path.exists() and os.path.samefile(out, path)):
+                raise UpmixError(f"would overwrite the {what} ({path})", out)

@@ -18,7 +18,7 @@ from . import __version__
 from .audio import SUBTYPES, AudioInfo, AudioWriter, BlockReader
 from .dsp import LoudnessMeter, SignalStats
 from .errors import UpmixError
-from .files import temporary_sibling
+from .files import refuse_overwriting, temporary_sibling
 from .geometry import cartesian
 from .layouts import WAV_SPEAKER_BITS, get_layout, layout_for_mask, mask_labels
 from .master import Delivery
@@ -250,9 +250,9 @@ def render_scene(scene_file: Path, output: Path, *, stems_dir: Path | None = Non
         raise UpmixError("stems folder not found", stems_dir)
     warnings = []
     readers = file_sources(scene, stems_dir, rate)
-    sources = {r.path.resolve() for r in readers}
-    if output.resolve() in sources or report_path(output).resolve() in sources:
-        raise UpmixError("output would overwrite one of the scene's audio sources", output)
+    refuse_overwriting([output, report_path(output)],
+                       {"scene file": scene_file, "walk file": walk, "HRTF file": hrtf,
+                        **{f"audio of object {o.name!r}": r.path for o, r in zip(scene.objects, readers)}})
     renderer = scene_renderer(scene, target, rate, readers, lfe=lfe, device=device)
     with compute_threads():
         writer, stats = write_rendered(renderer, output, target, rate, bits, renderer.frames, progress)
@@ -347,8 +347,7 @@ def render_ambix(source: Path, output: Path, *, format: str, order: int | None =
     if order is None or reader.channels != (order + 1) ** 2:
         raise UpmixError(f"has {reader.channels} channels; AmbiX files have 4, 9, 16, 25 or 36 "
                          "(orders 1 to 5)", source)
-    if output.resolve() == source.resolve():
-        raise UpmixError("output would overwrite the input", output)
+    refuse_overwriting([output, report_path(output)], {"input": source, "HRTF file": hrtf})
     target = get_target(format, hrtf)
     rate = reader.sample_rate
     with compute_threads():
@@ -384,8 +383,7 @@ def binauralize(source: Path, output: Path, *, layout: str | None = None, hrtf: 
                          "give --layout", source)
     if lay.num_channels != info.channels:
         raise UpmixError(f"has {info.channels} channels but layout {lay.name} has {lay.num_channels}", source)
-    if output.resolve() == source.resolve():
-        raise UpmixError("output would overwrite the input", output)
+    refuse_overwriting([output, report_path(output)], {"input": source, "HRTF file": hrtf})
     objects = tuple(
         SceneObject(name=s.name, stem=s.name, position=(0.0, 1.0, 0.0), gain_db=10.0, width=360.0) if s.is_lfe
         else SceneObject(name=s.name, stem=s.name, position=tuple(cartesian(s.azimuth, s.elevation, 1.0)))

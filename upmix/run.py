@@ -11,6 +11,7 @@ from . import __version__
 from .audio import BlockReader, probe
 from .dsp import LoudnessMeter
 from .errors import UpmixError
+from .files import refuse_overwriting
 from .layouts import get_layout, presets_dir
 from .master import Delivery
 from .pipeline import (
@@ -106,8 +107,10 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
     target = get_target(spec, hrtf)
     rate = sample_rate or (scene.output.sample_rate if scene else None) or chosen.sample_rate or info.sample_rate
     bits = bits or (scene.output.bits if scene else None) or chosen.bits
-    if output.resolve() == source.resolve():
-        raise UpmixError("output would overwrite the input", output)
+    scene_objects = scene.objects if scene is not None else ()
+    refuse_overwriting([output, report_path(output)],
+                       {"input": source, "scene file": scene_file, "walk file": walk, "HRTF file": hrtf,
+                        "weights": weights, **{f"file of object {o.name!r}": o.file for o in scene_objects}})
     mono = separator == "mono" or info.channels == 1 or (separator == "auto" and is_dual_mono(source))
     speakers = isinstance(target, SpeakerTarget)
     from .separation import get_separator, upmix_separator  # imports torch (seconds): only once the input is good

@@ -9,6 +9,7 @@ from pathlib import Path
 from . import __version__
 from .audio import AudioWriter, BlockReader, probe
 from .errors import UpmixError
+from .files import refuse_overwriting
 from .pipeline import Progress, SnrMeter, compute_threads, write_json
 
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
@@ -16,7 +17,8 @@ SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
 
 def _write_stems(separator, specs, reader: BlockReader, meter: SnrMeter, out_dir: Path, model: str, bits: str,
                  progress: Progress | None) -> dict[str, AudioWriter]:
-    """Stream the separation into one writer per stem (all appear together, or none)."""
+    """Stream the separation into one writer per stem (all appear together, or none), metering
+    how the stems as written add up to the input."""
 
     def blocks():
         for block in reader:
@@ -33,8 +35,8 @@ def _write_stems(separator, specs, reader: BlockReader, meter: SnrMeter, out_dir
                     writers[spec.name] = files.enter_context(
                         AudioWriter(out_dir / f"{spec.name}.wav", reader.sample_rate, out[spec.name].shape[0],
                                     SUBTYPES[bits]))
-                writers[spec.name].write(out[spec.name])
-            meter.check(separator.mix(out))
+            stored = {spec.name: writers[spec.name].write(out[spec.name]) for spec in specs}
+            meter.check(separator.mix(stored))  # the stems as written: quantised and clipped
             done += next(iter(out.values())).shape[1]
             if progress is not None:
                 progress(done, reader.frames)
@@ -59,6 +61,8 @@ def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", devi
 
     separator = get_separator(model, device=device, weights=weights)
     specs = separator.specs()
+    refuse_overwriting([out_dir / f"{s.name}.wav" for s in specs] + [out_dir / "separation.json"],
+                       {"input": source, "weights": weights})
     reader = BlockReader(source)
     meter = SnrMeter()
     created = not out_dir.exists()
@@ -71,6 +75,9 @@ def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", devi
         raise
 
     elapsed = time.perf_counter() - start
+    clipped = sum(w.clipped for w in writers.values())
+    warnings = [f"{clipped} samples of the stems exceeded full scale and were clipped (they add up to the "
+                f"input at {meter.snr_db} dB); lower the level or write --bits float"] if clipped else []
     report = {
         "upmix_version": __version__,
         "command": "separate",
@@ -82,7 +89,8 @@ def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", devi
                    "azimuth_deg": s.azimuth, "elevation_deg": s.elevation, "description": s.description}
                   for s in specs if s.name in writers],
         "mix_snr_db": meter.snr_db,
-        "clipped_samples": sum(w.clipped for w in writers.values()),
+        "clipped_samples": clipped,
+        "warnings": warnings,
         "processing_time_s": round(elapsed, 3),
         "realtime_factor": round(info.frames / info.sample_rate / elapsed, 1) if elapsed > 0 else None,
     }
