@@ -2,8 +2,10 @@
 are not regular files, messages that stay one line, and full disks."""
 
 import ctypes
+import errno
 import json
 import os
+import pathlib
 import struct
 import subprocess
 import sys
@@ -195,3 +197,123 @@ def test_unreadable_file_is_one_line(tmp_path, rng):
         assert_clean_failure(proc)
         assert proc.stderr.strip() == f"upmix: error: {path}: permission denied"
     assert not (tmp_path / "out.wav").exists() and not (tmp_path / "stems").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# item 15: a full disk leaves no output behind and names the file
+
+
+@pytest.fixture(scope="module")
+def job_inputs(tmp_path_factory):
+    """Small inputs for every job that writes audio and a report."""
+    from upmix.geometry import cartesian
+    from upmix.render.ambisonics import encode
+
+    folder = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(5)
+    x = 0.1 * rng.standard_normal(RATE // 4)
+    audio.write(folder / "mono.wav", x[None], RATE, "FLOAT")
+    audio.write(folder / "a.wav", x[None], RATE, "FLOAT")
+    (folder / "scene.yaml").write_text("objects:\n  - {stem: a, position: {azimuth: 30, distance: 2}}\n")
+    (folder / "walk.yaml").write_text("path:\n  - {time: 0, position: [0, 0, 0]}\n"
+                                      "  - {time: 0.25, position: [0.5, 0, 0]}\n")
+    audio.write(folder / "5.1.wav", np.tile(x, (6, 1)), RATE, "FLOAT", 0x60F)
+    audio.write(folder / "ambix.wav", (encode(1, cartesian(110, 0)[None])[0][:, None] * x).astype(np.float32),
+                RATE, "FLOAT", 0)
+    return folder
+
+
+def _jobs():
+    from upmix.master import Delivery
+    from upmix.pipeline import binauralize, render_ambix, render_scene
+    from upmix.run import upmix_file
+    from upmix.separate import separate_file
+
+    return {
+        "run": lambda i, out: upmix_file(i / "mono.wav", out / "x.wav", format="5.1", bits="float"),
+        "run-delivered": lambda i, out: upmix_file(i / "mono.wav", out / "x.wav", format="5.1",
+                                                   delivery=Delivery(loudness=-23.0)),
+        "render": lambda i, out: render_scene(i / "scene.yaml", out / "x.wav", stems_dir=i, format="5.1"),
+        "walk": lambda i, out: render_scene(i / "scene.yaml", out / "x.wav", stems_dir=i, format="5.1",
+                                            walk=i / "walk.yaml", require_path=True),
+        "binauralize": lambda i, out: binauralize(i / "5.1.wav", out / "x.wav"),
+        "separate": lambda i, out: separate_file(i / "mono.wav", out / "stems", model="mono"),
+        "ambix": lambda i, out: render_ambix(i / "ambix.wav", out / "x.wav", format="5.1"),
+    }
+
+
+JOBS = list(_jobs())
+
+
+def _disk_full(*args):
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), *args)
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_full_disk_while_writing_the_report(tmp_path, job_inputs, job, monkeypatch):
+    write_text = pathlib.Path.write_text
+
+    def failing(self, *args, **kw):
+        if ".json." in self.name and self.name.endswith(".part"):
+            raise _disk_full()
+        return write_text(self, *args, **kw)
+
+    monkeypatch.setattr(pathlib.Path, "write_text", failing)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(UpmixError, match="No space left on device") as caught:
+        _jobs()[job](job_inputs, out)
+    report = "separation.json" if job == "separate" else "x.json"
+    assert caught.value.path.endswith(report)
+    assert sorted(out.iterdir()) == []
+
+
+class _FullFile:
+    """A file open for writing on a disk that fills after `room` bytes."""
+
+    def __init__(self, file, room):
+        self._file, self._room = file, room
+
+    def write(self, data):
+        if len(data) > self._room:
+            raise _disk_full()
+        self._room -= len(data)
+        return self._file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_full_disk_while_writing_the_audio(tmp_path, job_inputs, job, monkeypatch):
+    import builtins
+
+    def opening(file, mode="r", *args, **kw):
+        f = builtins.open(file, mode, *args, **kw)
+        return _FullFile(f, 20000) if mode == "wb" else f
+
+    monkeypatch.setattr(audio, "open", opening, raising=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(UpmixError, match="cannot write it: No space left on device") as caught:
+        _jobs()[job](job_inputs, out)
+    assert pathlib.Path(caught.value.path).parent in (out, out / "stems")
+    assert sorted(out.iterdir()) == []
+
+
+def test_a_real_full_disk(tmp_path, job_inputs):
+    """A 64 KiB tmpfs (only where this user may mount one) holds no 5.1 output of 0.25 s."""
+    from upmix.run import upmix_file
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        with pytest.raises(UpmixError, match="No space left on device") as caught:
+            upmix_file(job_inputs / "mono.wav", disk / "x.wav", format="5.1", bits="float")
+        assert caught.value.path == str(disk / "x.wav")
+        assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

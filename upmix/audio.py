@@ -19,7 +19,7 @@ import struct
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -512,7 +512,7 @@ class AudioWriter:
 
     Use as a context manager: the file appears under its name only when the block exits without an
     exception; otherwise the temporary file is removed. `clipped` counts samples beyond full scale
-    in integer formats.
+    in integer formats. A failed write (a full disk) raises UpmixError naming the output file.
     """
 
     def __init__(self, path: str | Path, sample_rate: int, channels: int, subtype: str = "PCM_24",
@@ -546,13 +546,17 @@ class AudioWriter:
                 self._tmp.unlink(missing_ok=True)
                 raise UpmixError(f"cannot write FLAC: {exc}", self.path) from None
         else:
-            self._file = open(self._tmp, "wb")
             fmt = _wav_fmt(self.channels, self.sample_rate, subtype, self.channel_mask)
             # JUNK reserves room for the ds64 chunk in case the file outgrows RIFF (EBU Tech 3306)
             self._header = (b"RIFF" + b"\0" * 4 + b"WAVE" + b"JUNK" + struct.pack("<I", 28) +
                             b"\0" * 28 + b"fmt " + struct.pack("<I", len(fmt)) + fmt +
                             b"data" + b"\0" * 4)
-            self._file.write(self._header)
+            try:
+                self._file = open(self._tmp, "wb")
+                self._file.write(self._header)
+            except OSError as exc:
+                self.abort()
+                raise self._write_error(exc) from None
         self._data_bytes = 0
 
     def __enter__(self) -> AudioWriter:
@@ -588,12 +592,17 @@ class AudioWriter:
         else:
             q = self._quantise(block)
             if self.flac:
-                # libsndfile takes int32 at full 32-bit scale
-                self._sf.write(q << (16 if self.subtype == "PCM_16" else 8))
+                try:  # libsndfile takes int32 at full 32-bit scale
+                    self._sf.write(q << (16 if self.subtype == "PCM_16" else 8))
+                except (OSError, sf.LibsndfileError) as exc:
+                    raise self._write_error(exc) from None
                 self.frames += n
                 return
             data = q.astype("<i2").tobytes() if self.subtype == "PCM_16" else _pack24(q)
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise self._write_error(exc) from None
         self._data_bytes += len(data)
         self.frames += n
 
@@ -606,6 +615,9 @@ class AudioWriter:
             else:
                 self._finish_wav()
             os.replace(self._tmp, self.path)
+        except (OSError, sf.LibsndfileError) as exc:
+            self.abort()
+            raise self._write_error(exc) from None
         except BaseException:
             self.abort()
             raise
@@ -615,8 +627,14 @@ class AudioWriter:
         for handle in ("_sf", "_file"):
             h = getattr(self, handle, None)
             if h is not None and not h.closed:
-                h.close()
+                with suppress(OSError, sf.LibsndfileError):  # unflushed data of a file being discarded
+                    h.close()
         self._tmp.unlink(missing_ok=True)
+
+    def _write_error(self, exc: Exception) -> UpmixError:
+        """The one-line error for a failed write (a full disk, a lost device)."""
+        reason = getattr(exc, "strerror", None) or str(exc).split(":", 1)[-1].strip()
+        return UpmixError(f"cannot write it: {reason}", self.path)
 
     def _finish_wav(self) -> None:
         f = self._file
