@@ -14,9 +14,12 @@ import json
 import math
 import os
 import shutil
+import stat
 import struct
 import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -40,6 +43,10 @@ _GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
 _WAVE_FORMAT_PCM, _WAVE_FORMAT_FLOAT, _WAVE_FORMAT_EXTENSIBLE = 1, 3, 0xFFFE
 _RIFF_LIMIT = 0xFFFFFFFF
 _FLAC_MASK_TAG = "WAVEFORMATEXTENSIBLE_CHANNEL_MASK"
+
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 384000
+"""Sample rates (Hz) accepted in input files: the range the CLI's --sample-rate accepts, since a
+file's own rate can become the output rate."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,27 @@ def _check_wav_complete(path: Path) -> None:
 # reading
 
 
+@contextmanager
+def _c_stderr_silenced() -> Iterator[None]:
+    """Discard what C code writes straight to file descriptor 2 meanwhile (libmpg123, inside
+    libsndfile, prints "Note:" and "Warning:" lines for damaged MPEG data); the problem is then
+    reported as one UpmixError line instead."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr: nothing to silence
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _ffmpeg_binaries() -> tuple[str, str] | None:
     ffmpeg, ffprobe = shutil.which("ffmpeg"), shutil.which("ffprobe")
     return (ffmpeg, ffprobe) if ffmpeg and ffprobe else None
@@ -208,14 +236,21 @@ def _ffprobe(path: Path, ffprobe: str) -> AudioInfo:
 def probe(path: str | Path) -> AudioInfo:
     """Describe an audio file, or raise UpmixError saying why it cannot be read."""
     path = Path(path)
-    if not path.exists():
-        raise UpmixError("file not found", path)
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise UpmixError("file not found", path) from None
+    except OSError as exc:
+        raise UpmixError(f"cannot read it: {exc.strerror or exc}", path) from None
+    if stat.S_ISDIR(mode):
         raise UpmixError("is a folder, not an audio file", path)
+    if not stat.S_ISREG(mode):  # a FIFO or device would block or never end
+        raise UpmixError("is not a regular file (a pipe, socket or device); give an audio file", path)
     if not os.access(path, os.R_OK):
         raise UpmixError("permission denied", path)
     try:
-        i = sf.info(str(path))
+        with _c_stderr_silenced():
+            i = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
         tools = _ffmpeg_binaries()
         if tools is None:
@@ -231,18 +266,26 @@ def probe(path: str | Path) -> AudioInfo:
         info = AudioInfo(path=str(path), container=i.format, subtype=i.subtype,
                          sample_rate=int(i.samplerate), channels=int(i.channels),
                          frames=int(i.frames), channel_mask=read_channel_mask(path))
-    if info.channels < 1 or info.sample_rate < 1:
+    if not MIN_SAMPLE_RATE <= info.sample_rate <= MAX_SAMPLE_RATE:
+        raise UpmixError(f"sample rate {info.sample_rate} Hz is outside the supported {MIN_SAMPLE_RATE} to "
+                         f"{MAX_SAMPLE_RATE} Hz", path)
+    if info.channels < 1:
         raise UpmixError("not a readable audio file (no audio channels found)", path)
     if info.frames == 0 and not info.via_ffmpeg:
         raise UpmixError("is empty (0 samples)", path)
     return info
 
 
-def _soundfile_blocks(path: Path, block: int) -> Iterator[np.ndarray]:
-    with sf.SoundFile(str(path)) as f:
+def _soundfile_blocks(path: Path, block: int, quiet: bool) -> Iterator[np.ndarray]:
+    """Blocks read by libsndfile; `quiet` silences what its decoder prints (MP3: libmpg123)."""
+    silenced = _c_stderr_silenced if quiet else nullcontext
+    with silenced():
+        f = sf.SoundFile(str(path))
+    with f:
         while True:
             try:
-                data = f.read(block, dtype="float32", always_2d=True)
+                with silenced():
+                    data = f.read(block, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as exc:
                 reason = str(exc).split(":", 1)[-1].strip().rstrip(".")
                 raise UpmixError(f"damaged or truncated: decoding failed after {f.tell()} frames "
@@ -317,7 +360,7 @@ class BlockReader:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         source = (_ffmpeg_blocks(self.path, self.channels, self.block) if self.info.via_ffmpeg
-                  else _soundfile_blocks(self.path, self.block))
+                  else _soundfile_blocks(self.path, self.block, self.info.container == "MP3"))
         read = 0
         for data in source:
             if not np.isfinite(data).all():
@@ -469,7 +512,7 @@ class AudioWriter:
 
     Use as a context manager: the file appears under its name only when the block exits without an
     exception; otherwise the temporary file is removed. `clipped` counts samples beyond full scale
-    in integer formats.
+    in integer formats. A failed write (a full disk) raises UpmixError naming the output file.
     """
 
     def __init__(self, path: str | Path, sample_rate: int, channels: int, subtype: str = "PCM_24",
@@ -503,13 +546,17 @@ class AudioWriter:
                 self._tmp.unlink(missing_ok=True)
                 raise UpmixError(f"cannot write FLAC: {exc}", self.path) from None
         else:
-            self._file = open(self._tmp, "wb")
             fmt = _wav_fmt(self.channels, self.sample_rate, subtype, self.channel_mask)
             # JUNK reserves room for the ds64 chunk in case the file outgrows RIFF (EBU Tech 3306)
             self._header = (b"RIFF" + b"\0" * 4 + b"WAVE" + b"JUNK" + struct.pack("<I", 28) +
                             b"\0" * 28 + b"fmt " + struct.pack("<I", len(fmt)) + fmt +
                             b"data" + b"\0" * 4)
-            self._file.write(self._header)
+            try:
+                self._file = open(self._tmp, "wb")
+                self._file.write(self._header)
+            except OSError as exc:
+                self.abort()
+                raise self._write_error(exc) from None
         self._data_bytes = 0
 
     def __enter__(self) -> AudioWriter:
@@ -548,12 +595,17 @@ class AudioWriter:
             q = self._quantise(block)
             stored = q.T.astype(np.float32) / np.float32(2 ** (15 if self.subtype == "PCM_16" else 23))
             if self.flac:
-                # libsndfile takes int32 at full 32-bit scale
-                self._sf.write(q << (16 if self.subtype == "PCM_16" else 8))
+                try:  # libsndfile takes int32 at full 32-bit scale
+                    self._sf.write(q << (16 if self.subtype == "PCM_16" else 8))
+                except (OSError, sf.LibsndfileError) as exc:
+                    raise self._write_error(exc) from None
                 self.frames += n
                 return stored
             data = q.astype("<i2").tobytes() if self.subtype == "PCM_16" else _pack24(q)
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise self._write_error(exc) from None
         self._data_bytes += len(data)
         self.frames += n
         return stored
@@ -567,6 +619,9 @@ class AudioWriter:
             else:
                 self._finish_wav()
             os.replace(self._tmp, self.path)
+        except (OSError, sf.LibsndfileError) as exc:
+            self.abort()
+            raise self._write_error(exc) from None
         except BaseException:
             self.abort()
             raise
@@ -576,8 +631,14 @@ class AudioWriter:
         for handle in ("_sf", "_file"):
             h = getattr(self, handle, None)
             if h is not None and not h.closed:
-                h.close()
+                with suppress(OSError, sf.LibsndfileError):  # unflushed data of a file being discarded
+                    h.close()
         self._tmp.unlink(missing_ok=True)
+
+    def _write_error(self, exc: Exception) -> UpmixError:
+        """The one-line error for a failed write (a full disk, a lost device)."""
+        reason = getattr(exc, "strerror", None) or str(exc).split(":", 1)[-1].strip()
+        return UpmixError(f"cannot write it: {reason}", self.path)
 
     def _finish_wav(self) -> None:
         f = self._file

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import signal
 import sys
@@ -44,7 +45,14 @@ def _warn(report: dict) -> None:
 
 
 def handles_errors(fn: Callable) -> Callable:
-    """Turn bad-input errors into one line on stderr and exit status 2, with no traceback."""
+    """Turn bad-input errors into one line on stderr and exit status 2, with no traceback.
+
+    Path parameters skip click's readability check (a usage-error box): the jobs report an
+    unreadable file themselves, in one line."""
+    for param in inspect.signature(fn).parameters.values():
+        if isinstance(param.default, typer.models.ParameterInfo):
+            param.default.readable = False
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:

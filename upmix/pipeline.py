@@ -57,14 +57,24 @@ class SnrMeter:
         return None if self.signal == 0 else round(10 * np.log10(self.signal / max(self.error, 1e-30)), 2)
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write a JSON file atomically (temporary file in the same folder, then rename)."""
-    tmp = temporary_sibling(path)
+def write_json(path: Path, data: dict, outputs: Iterable[Path] = ()) -> None:
+    """Write a JSON file atomically (temporary file in the same folder, then rename).
+
+    `outputs` are the files it reports on, already written: if the report cannot be written, they
+    are removed too, so no output is left without its report. A failed write (a full disk) raises
+    UpmixError naming `path`."""
+    tmp = None
     try:
+        tmp = temporary_sibling(path)
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        for output in outputs:
+            output.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise UpmixError(f"cannot write it: {exc.strerror or exc}", path) from None
         raise
 
 
@@ -277,7 +287,7 @@ def render_scene(scene_file: Path, output: Path, *, stems_dir: Path | None = Non
         "processing_time_s": round(elapsed, 3),
         "realtime_factor": round(writer.frames / rate / elapsed, 1) if elapsed > 0 else None,
     }
-    write_json(report_path(output), report)
+    write_json(report_path(output), report, [output])
     return report
 
 
@@ -361,7 +371,7 @@ def render_ambix(source: Path, output: Path, *, format: str, order: int | None =
               "delivery": delivered, "warnings": warnings,
               "processing_time_s": round(elapsed, 3),
               "realtime_factor": round(writer.frames / rate / elapsed, 1) if elapsed > 0 else None}
-    write_json(report_path(output), report)
+    write_json(report_path(output), report, [output])
     return report
 
 
@@ -404,5 +414,5 @@ def binauralize(source: Path, output: Path, *, layout: str | None = None, hrtf: 
               "sample_rate": rate, "bits": bits, **output_report(target, rate, writer, stats),
               "warnings": clip_warnings(writer), "processing_time_s": round(elapsed, 3),
               "realtime_factor": round(writer.frames / rate / elapsed, 1) if elapsed > 0 else None}
-    write_json(report_path(output), report)
+    write_json(report_path(output), report, [output])
     return report

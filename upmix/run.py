@@ -184,5 +184,5 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
         "processing_time_s": round(elapsed, 3),
         "realtime_factor": round(writer.frames / rate / elapsed, 1) if elapsed > 0 else None,
     }
-    write_json(report_path(output), report)
+    write_json(report_path(output), report, [output])
     return report

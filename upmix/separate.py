@@ -65,34 +65,38 @@ def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", devi
                        {"input": source, "weights": weights})
     reader = BlockReader(source)
     meter = SnrMeter()
+    files = [out_dir / f"{spec.name}.wav" for spec in specs]
+    written: list[Path] = []  # the stems in place once all are written: removed if the report fails
     created = not out_dir.exists()
     out_dir.mkdir(exist_ok=True)
-    try:
+    try:  # the stems and the report appear together, or none of them
         writers = _write_stems(separator, specs, reader, meter, out_dir, model, bits, progress)
+        written = files
+        elapsed = time.perf_counter() - start
+        clipped = sum(w.clipped for w in writers.values())
+        warnings = [f"{clipped} samples of the stems exceeded full scale and were clipped (they add up to the "
+                    f"input at {meter.snr_db} dB); lower the level or write --bits float"] if clipped else []
+        report = {
+            "upmix_version": __version__,
+            "command": "separate",
+            "input": {"path": str(source), "sample_rate": info.sample_rate, "channels": info.channels,
+                      "duration_s": round(info.frames / info.sample_rate, 3)},
+            "separator": separator.name,
+            "device": str(getattr(separator, "device", device)),
+            "stems": [{"name": s.name, "file": f"{s.name}.wav", "channels": writers[s.name].channels,
+                       "azimuth_deg": s.azimuth, "elevation_deg": s.elevation, "description": s.description}
+                      for s in specs if s.name in writers],
+            "mix_snr_db": meter.snr_db,
+            "clipped_samples": clipped,
+            "warnings": warnings,
+            "processing_time_s": round(elapsed, 3),
+            "realtime_factor": round(info.frames / info.sample_rate / elapsed, 1) if elapsed > 0 else None,
+        }
+        write_json(out_dir / "separation.json", report)
     except BaseException:
+        for f in written:
+            f.unlink(missing_ok=True)
         if created and not any(out_dir.iterdir()):
             out_dir.rmdir()
         raise
-
-    elapsed = time.perf_counter() - start
-    clipped = sum(w.clipped for w in writers.values())
-    warnings = [f"{clipped} samples of the stems exceeded full scale and were clipped (they add up to the "
-                f"input at {meter.snr_db} dB); lower the level or write --bits float"] if clipped else []
-    report = {
-        "upmix_version": __version__,
-        "command": "separate",
-        "input": {"path": str(source), "sample_rate": info.sample_rate, "channels": info.channels,
-                  "duration_s": round(info.frames / info.sample_rate, 3)},
-        "separator": separator.name,
-        "device": str(getattr(separator, "device", device)),
-        "stems": [{"name": s.name, "file": f"{s.name}.wav", "channels": writers[s.name].channels,
-                   "azimuth_deg": s.azimuth, "elevation_deg": s.elevation, "description": s.description}
-                  for s in specs if s.name in writers],
-        "mix_snr_db": meter.snr_db,
-        "clipped_samples": clipped,
-        "warnings": warnings,
-        "processing_time_s": round(elapsed, 3),
-        "realtime_factor": round(info.frames / info.sample_rate / elapsed, 1) if elapsed > 0 else None,
-    }
-    write_json(out_dir / "separation.json", report)
     return report

@@ -114,6 +114,8 @@ class StagedSeparator(Separator):
         state = {"skip": analysis.latency, "consumed": 0, "emitted": 0, "input": []}
 
         def emit(frames: torch.Tensor) -> dict[str, np.ndarray] | None:
+            if frames.shape[1] == 0:  # a block shorter than the hop completes no frame
+                return None
             d_spec, b_spec = self._process(frames)
             full = torch.zeros((len(direct),) + frames.shape[1:], dtype=frames.dtype, device=dev)
             for k, i in enumerate(direct):
