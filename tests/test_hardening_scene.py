@@ -199,7 +199,7 @@ SHORT = 300
     ("'" + "x" * 5000 + "'\n", 0),  # a YAML string of 5000 characters
     ('"' + "line\\n" * 1000 + '"\n', 0),  # a string of many lines
     ("objects:\n  - {stem: '" + "s p" * 2000 + "', position: [0, 1, 0]}\n", 0),
-    ("objects:\n  - {stem: a, position: [0, 1, 0], " + "k" * 5000 + ": 1}\n", 0),
+    ("objects:\n  - stem: a\n    position: [0, 1, 0]\n    ? " + "k" * 5000 + "\n    : 1\n", 0),  # a long key
     ("objects:\n  - {stem: a, position: [0, 1, 0], \"a\\nb" + "\\n" * 500 + "\": 1}\n", 0),
     ("objects:\n  - {stem: a, position: [0, 1, 0]}\noutput: {bits: '" + "9" * 5000 + "'}\n", 0),
     # this message lists the known layouts as well
