@@ -33,7 +33,7 @@ import numpy as np
 
 from .errors import UpmixError
 from .geometry import cartesian
-from .validate import Node, load_yaml
+from .validate import Node, load_yaml, quote
 
 WAV_SPEAKER_BITS: dict[str, int] = {
     "FL": 0x1, "FR": 0x2, "FC": 0x4, "LFE": 0x8, "BL": 0x10, "BR": 0x20, "FLC": 0x40, "FRC": 0x80,
@@ -151,7 +151,7 @@ def parse_layout(root: Node) -> Layout:
                       "lfe", "wav"})
         sname = node.get("name").string()
         if sname in seen:
-            raise node.get("name").error(f"duplicate speaker name {sname!r}")
+            raise node.get("name").error(f"duplicate speaker name {quote(sname)}")
         seen.add(sname)
         is_lfe = node.get("lfe", False).boolean()
         wav = None
@@ -200,23 +200,48 @@ def _builtin_layouts() -> tuple[Layout, ...]:
     return tuple(load_layout_file(p) for p in sorted((presets_dir() / "speakers").glob("*.yaml")))
 
 
+def _user_files() -> list[Path]:
+    return [p for d in _user_dirs() for p in sorted(d.glob("*.yaml"))]
+
+
 def list_layouts() -> list[Layout]:
-    """Built-in layouts followed by the user's (from ``UPMIX_LAYOUT_PATH``)."""
-    user = [load_layout_file(p) for d in _user_dirs() for p in sorted(d.glob("*.yaml"))]
-    return list(_builtin_layouts()) + user
+    """Built-in layouts followed by the user's (from ``UPMIX_LAYOUT_PATH``); a bad user file is an
+    error naming it."""
+    return list(_builtin_layouts()) + [load_layout_file(p) for p in _user_files()]
+
+
+def _matches(layout: Layout, key: str) -> bool:
+    return key == layout.name.lower() or key in (a.lower() for a in layout.aliases)
 
 
 def get_layout(spec: str) -> Layout:
-    """A layout by name (``4+7+0``), alias (``7.1.4``, case-insensitive) or YAML file path."""
+    """A layout by name (``4+7+0``), alias (``7.1.4``, case-insensitive) or YAML file path.
+
+    Built-in names resolve without reading the user's files; other names look through the files
+    on ``UPMIX_LAYOUT_PATH``, skipping bad ones unless no layout matches (then the error names them).
+    """
     if spec.endswith((".yaml", ".yml")) or os.sep in spec:
         return load_layout_file(spec)
     key = spec.strip().lower()
-    for layout in list_layouts():
-        if key == layout.name.lower() or key in (a.lower() for a in layout.aliases):
+    for layout in _builtin_layouts():
+        if _matches(layout, key):
             return layout
+    user: list[Layout] = []
+    bad: list[UpmixError] = []
+    for path in _user_files():
+        try:
+            layout = load_layout_file(path)
+        except UpmixError as exc:
+            bad.append(exc)
+            continue
+        if _matches(layout, key):
+            return layout
+        user.append(layout)
     known = ", ".join(f"{lay.name} ({'/'.join(lay.aliases)})" if lay.aliases else lay.name
-                      for lay in list_layouts())
-    raise UpmixError(f"unknown speaker layout {spec!r}; known: {known}, or a layout .yaml file")
+                      for lay in (*_builtin_layouts(), *user))
+    more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+    skipped = f" (skipped a bad user layout file{more}: {bad[0]})" if bad else ""
+    raise UpmixError(f"unknown speaker layout {quote(spec)}{skipped}; known: {known}, or a layout .yaml file")
 
 
 def layout_for_mask(mask: int, num_channels: int) -> Layout | None:

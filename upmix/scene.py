@@ -36,6 +36,13 @@ its first keyframe a path holds the first pose, after its last the last. A walk 
 from its own file (`load_path`): a mapping with a ``path:`` list of keyframes.
 Material surfaces are named in scene terms: left (x = 0), right, back (y = 0), front, floor, ceiling;
 ``walls`` sets the four walls at once.
+
+Bounds, so that no scene can make a render run without end or exhaust memory: every coordinate
+and distance at most `MAX_DISTANCE_M` (1 km; the propagation delay then adds at most 10.1 s, the
+diagonal of a 2 km cube at 343 m/s), room dimensions at most `MAX_ROOM_M` (100 m), at most
+`MAX_OBJECTS` (128) objects, keyframe times at most `MAX_TIME_S` (24 h), and the listener and every
+object at most `MAX_SPEED_M_S` (100 m/s) between keyframes. Files are at most 1 MiB
+(`upmix.validate.load_yaml`).
 """
 
 from __future__ import annotations
@@ -49,7 +56,25 @@ import numpy as np
 
 from .errors import UpmixError
 from .geometry import SPEED_OF_SOUND, cartesian, rotate_yaw
-from .validate import Node, load_yaml
+from .validate import Node, load_yaml, quote
+
+MAX_DISTANCE_M = 1000.0
+"""Largest coordinate (either sign) and distance in a scene or walk, metres: positions, keyframes,
+relative distances, reference_distance and near_field."""
+
+MAX_ROOM_M = 100.0
+"""Largest room dimension, metres (the early responses grow with the room's diagonal: 128 objects
+in a 100 m room peak at 1.3 GB rendering 7.1.4 at 48 kHz)."""
+
+MAX_OBJECTS = 128
+"""Most objects a scene may have (about 0.6 MB each in free field, 5 to 10 MB in a room, at 48 kHz)."""
+
+MAX_SPEED_M_S = 100.0
+"""Fastest the listener or an object may move between two keyframes, m/s (distance over time
+between them; well below the speed of sound)."""
+
+MAX_TIME_S = 86400.0
+"""Latest keyframe time, seconds (24 h)."""
 
 SURFACES = ("left", "right", "back", "front", "floor", "ceiling")
 """Room surfaces in scene terms (left: x = 0, back: y = 0, floor: z = 0)."""
@@ -146,14 +171,18 @@ def parse_scene(root: Node) -> Scene:
     room = _room(root.get("room")) if root.has("room") else None
     listener = _listener(root.get("listener", {}), room, required=room is not None and not root.has("listener"))
     base = root.file.parent
-    objects = tuple(_object(node, listener, room, base) for node in root.get("objects").items(min_len=1))
+    onode = root.get("objects")
+    items = list(onode.items(min_len=1))
+    if len(items) > MAX_OBJECTS:
+        raise onode.error(f"has {len(items)} objects; at most {MAX_OBJECTS} are allowed")
+    objects = tuple(_object(node, listener, room, base) for node in items)
     return Scene(objects=objects, listener=listener, room=room, output=_output(root.get("output", {})),
                  render=_render(root.get("render", {})), name=str(root.get("name", "").value or ""),
                  source=root.file)
 
 
 def _position(node: Node, room: Room | None) -> tuple[float, float, float]:
-    p = node.vector(3)
+    p = node.vector(3, -MAX_DISTANCE_M, MAX_DISTANCE_M, unit="m")
     if room is not None and not room.contains(p):
         dims = " x ".join(f"{d:g}" for d in room.dimensions)
         raise node.error(f"({', '.join(f'{c:g}' for c in p)}) is outside the room ({dims} m, "
@@ -177,11 +206,17 @@ def _keyframes(node: Node, room: Room | None, yaw: float = 0.0, with_yaw: bool =
     keys: list[Keyframe] = []
     for k in node.items(min_len=1):
         k.mapping({"time", "position", "yaw"} if with_yaw else {"time", "position"})
-        t = k.get("time").number(0, unit="s")
+        t = k.get("time").number(0, MAX_TIME_S, unit="s")
         if keys and t <= keys[-1].time:
             raise k.get("time").error(f"must be later than the previous keyframe's {keys[-1].time:g} s")
         yaw = k.get("yaw", yaw).number(-3600, 3600, unit="degrees")
-        keys.append(Keyframe(t, _position(k.get("position"), room), yaw))
+        position = _position(k.get("position"), room)
+        if keys:
+            speed = math.dist(position, keys[-1].position) / (t - keys[-1].time)
+            if speed > MAX_SPEED_M_S:
+                raise k.get("position").error(
+                    f"is {speed:.3g} m/s from the previous keyframe; at most {MAX_SPEED_M_S:g} m/s is allowed")
+        keys.append(Keyframe(t, position, yaw))
     return tuple(keys)
 
 
@@ -201,7 +236,7 @@ def _object(node: Node, listener: Listener, room: Room | None, base: Path) -> Sc
     if node.has("stem"):
         stem = node.get("stem").string()
         if not _STEM_NAME.match(stem):
-            raise node.get("stem").error(f"{stem!r} is not a stem name (letters, digits, _ . + - only)")
+            raise node.get("stem").error(f"{quote(stem)} is not a stem name (letters, digits, _ . + - only)")
         default_name = stem
     else:
         file = base / node.get("file").string()
@@ -211,12 +246,15 @@ def _object(node: Node, listener: Listener, room: Room | None, base: Path) -> Sc
         pos_node.mapping({"azimuth", "elevation", "distance"})
         az = pos_node.get("azimuth").number(-360, 360, unit="degrees")
         el = pos_node.get("elevation", 0.0).number(-90, 90, unit="degrees")
-        dist = pos_node.get("distance", 1.0).number(0, lo_open=True, unit="m")
+        dist = pos_node.get("distance", 1.0).number(0, MAX_DISTANCE_M, lo_open=True, unit="m")
         offset = rotate_yaw(cartesian(az, el, dist), listener.yaw)
         position = tuple(float(c) for c in np.asarray(listener.position) + offset)
         if room is not None and not room.contains(position):
             raise pos_node.error(f"puts the object at ({', '.join(f'{c:.2f}' for c in position)}), "
                                  "outside the room")
+        if max(map(abs, position)) > MAX_DISTANCE_M:
+            raise pos_node.error(f"puts the object at ({', '.join(f'{c:.2f}' for c in position)}), "
+                                 f"beyond {MAX_DISTANCE_M:g} m from the origin along an axis")
     else:
         position = _position(pos_node, room)
     diffuse_node = node.get("diffuse", 0.0)
@@ -225,7 +263,7 @@ def _object(node: Node, listener: Listener, room: Room | None, base: Path) -> Sc
     path = _keyframes(node.get("path"), room, with_yaw=False) if node.has("path") else ()
     family = node.get("family").string() if node.has("family") else None
     if family is not None and not _STEM_NAME.match(family):
-        raise node.get("family").error(f"{family!r} is not a stem name (letters, digits, _ . + - only)")
+        raise node.get("family").error(f"{quote(family)} is not a stem name (letters, digits, _ . + - only)")
     return SceneObject(name=str(node.get("name", default_name).string()), position=position,
                        stem=stem, file=file, gain_db=node.get("gain_db", 0.0).number(-120, 40, unit="dB"),
                        width=node.get("width", 0.0).number(0, 360, unit="degrees"), diffuse=diffuse, path=path,
@@ -240,7 +278,7 @@ def _material(node: Node) -> str | float:
 
     known = {m for cat in pra.materials_data["absorption"].values() for m in cat}
     if name not in known:
-        raise node.error(f"unknown material {name!r}; use an absorption coefficient 0..1 or one "
+        raise node.error(f"unknown material {quote(name)}; use an absorption coefficient 0..1 or one "
                          f"of pyroomacoustics' materials, e.g. {', '.join(sorted(known)[:6])}, ...")
     return name
 
@@ -251,6 +289,8 @@ def _room(node: Node) -> Room:
     dims = dnode.vector(3)
     if min(dims) <= 0:
         raise dnode.error("every dimension must be greater than 0 m")
+    if max(dims) > MAX_ROOM_M:
+        raise dnode.error(f"every dimension must be at most {MAX_ROOM_M:g} m, got {max(dims):g}")
     if node.has("rt60") == node.has("materials"):
         raise node.error("needs exactly one of 'rt60' (seconds) or 'materials'")
     rt60 = materials = None
@@ -306,8 +346,8 @@ def _output(node: Node) -> OutputSettings:
 def _render(node: Node) -> RenderSettings:
     node.mapping({"reference_distance", "near_field", "propagation_delay", "doppler"})
     return RenderSettings(
-        reference_distance=node.get("reference_distance", 1.0).number(0, lo_open=True, unit="m"),
-        near_field=node.get("near_field", 0.5).number(0, lo_open=True, unit="m"),
+        reference_distance=node.get("reference_distance", 1.0).number(0, MAX_DISTANCE_M, lo_open=True, unit="m"),
+        near_field=node.get("near_field", 0.5).number(0, MAX_DISTANCE_M, lo_open=True, unit="m"),
         propagation_delay=node.get("propagation_delay", True).boolean(),
         doppler=node.get("doppler", True).boolean())
 
