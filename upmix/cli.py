@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -329,6 +330,8 @@ def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
     with _batch_progress(len(job_list), not quiet) as progress:
         summary = run_batch(job_list, outdir, engine=engine, workers=jobs, address=address, rejected=rejected,
                             progress=progress)
+    for warning in summary.warnings:
+        err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
     table = Table(title=f"upmix batch: {outdir}", show_edge=False)
     for col in ("converted", "skipped (done before)", "failed", "time"):
         table.add_column(col, justify="right")
@@ -404,8 +407,13 @@ def _wrote(output: Path, what: str, report: dict, report_file: Path, extra: str 
               f"{report['realtime_factor']}x real time", highlight=False)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (SIGTERM stops a command as Ctrl-C does)."""
+    signal.signal(signal.SIGTERM, _interrupt)
     keep_freed_memory()
     app(prog_name="upmix")
 
