@@ -98,9 +98,9 @@ def test_a_stale_lock_file_does_not_block(tmp_path, rng):
 
 @pytest.mark.slow
 def test_two_batches_started_together_into_one_folder(tmp_path, rng):
-    src = _folder(tmp_path / "in", rng, 4, seconds=3.0)
+    src = _folder(tmp_path / "in", rng, 4, seconds=4.0)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "upmix", "batch", str(src), "-o", str(out), "-f", "5.1", "-j", "2", "-q"]
+    command = [sys.executable, "-m", "upmix", "batch", str(src), "-o", str(out), "-f", "7.1.4", "-j", "2", "-q"]
     procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = sorted(((p.wait(timeout=300), p.stderr.read(), p.pid) for p in procs), key=lambda x: x[0])
     for p in procs:
