@@ -166,28 +166,29 @@ def test_sigterm_stops_the_workers_and_leaves_no_temporary_files(tmp_path, rng):
     for i in range(2):
         write(src / f"long{i}.wav", 0.1 * rng.standard_normal((2, 40 * RATE)).astype(np.float32), RATE)
     out = tmp_path / "out"
+    log = (tmp_path / "stderr").open("w")  # a file: surviving workers would hold a pipe open
     proc = subprocess.Popen([sys.executable, "-m", "upmix", "batch", str(src), "-o", str(out), "-f", "7.1.4",
-                             "-j", "2", "--loudness", "-23", "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "-j", "2", "--loudness", "-23", "-q"], stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 180
     children: set[int] = set()
     while time.monotonic() < deadline:  # both jobs writing their temporary files
         children |= _descendants(proc.pid)
         if len([p for p in out.glob(".*") if p.is_file()]) >= 2 and len(children) >= 3:
             break
-        assert proc.poll() is None, proc.stderr.read()
+        assert proc.poll() is None, (tmp_path / "stderr").read_text()
         time.sleep(0.1)
     else:
         pytest.fail("the jobs did not start")
     children |= _descendants(proc.pid)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=15) == 130
-    assert "upmix: interrupted" in proc.stderr.read()
-    proc.stderr.close()
+    status = proc.wait(timeout=15)
+    log.close()
+    message = (tmp_path / "stderr").read_text()
     deadline = time.monotonic() + 5
     while any(_alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [p for p in children if _alive(p)]
+    assert not [p for p in children if _alive(p)]  # no worker, manager or tracker goes on
+    assert status == 130 and "upmix: interrupted" in message, message
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
     assert not list(out.glob("*.wav")) and not (out / LOCK).exists()
 
