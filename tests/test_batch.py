@@ -88,14 +88,14 @@ def _bad_inputs(folder: Path, rng) -> dict[str, str]:
 def test_bad_files_are_reported_and_the_others_converted(tmp_path, rng):
     src = _folder(tmp_path / "in", rng, 3)
     expected = _bad_inputs(src, rng)
-    blocker = tmp_path / "blocker"
-    blocker.write_text("a file where a folder should be")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "blocker").write_text("a file where a folder should be")
     manifest = tmp_path / "list.csv"
     manifest.write_text("input,output,format\n"
                         "in/take00.wav,dup.wav,5.1\n"
                         "in/take01.wav,dup.wav,5.1\n"  # the same output name again
-                        f"in/take02.wav,{os.path.relpath(blocker, tmp_path / 'out')}/x.wav,5.1\n")
-    out = tmp_path / "out"
+                        "in/take02.wav,blocker/x.wav,5.1\n")
     r = run_cli("batch", src, manifest, "-o", out, "-f", "5.1", "-q")
     assert r.returncode == 2
     assert "Traceback" not in r.stderr

@@ -13,31 +13,58 @@
   temporary files a killed job left are removed when it runs again.
 - **Engines**: ``local`` (a process pool of `jobs` workers, nothing else needed) or ``ray`` (the
   same per-file tasks on a Ray cluster, the optional extra ``upmix[ray]``). Both run
-  `convert` with the same thread settings, so they write byte-identical files.
+  `convert` with `JOB_THREADS` compute threads whatever the number of workers, so they write
+  byte-identical files. Workers die with the
+  batch (Linux: PR_SET_PDEATHSIG), and an interrupted batch (Ctrl-C, SIGTERM) kills its running
+  jobs at once and removes their temporary files.
+- **Output folder**: every output and its JSON report must resolve inside it and onto no input of
+  the batch (nor the journal or the lock); a job that would is rejected. A lock file,
+  ``OUTDIR/upmix-batch.lock`` (an `fcntl.flock` holding the batch's PID, released by the OS when
+  the batch dies), lets one batch at a time write to a folder; a second one stops with an error.
+- **Input checksums**: the journal also keeps each input's SHA-256, so an input rewritten with
+  the same size and modification time is redone. A rerun hashes every input whose other checks
+  pass, i.e. reads it once (a 10-minute 48 kHz stereo 24-bit WAV, 173 MB: 0.23 s here, about
+  750 MB/s from the page cache; bounded by disk speed otherwise): small beside converting it,
+  but a rerun of a finished batch is no longer instant.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
+import functools
+import glob
 import hashlib
 import json
 import os
 import queue
+import re
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from .errors import UpmixError
 
 JOURNAL = "upmix-journal.jsonl"
 """The journal's file name in the output folder."""
 
+LOCK = "upmix-batch.lock"
+"""The output folder's lock file (holds the running batch's PID; removed when it ends)."""
+
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc", ".w64", ".rf64", ".caf",
                               ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".wma", ".mka"})
 """File extensions a folder is searched for (case-insensitive)."""
+
+JOB_THREADS = 1
+"""Torch compute threads of every batch job, whatever the number of workers: torch's element-wise
+kernels round the last elements of each thread's share differently, so a file converted with 1 and
+with 2 threads differs by 1 LSB; one fixed count makes ``--jobs 1`` and ``--jobs N`` (and Ray)
+write the same bytes. A batch runs its files in parallel instead (``--jobs``, one per core)."""
 
 SETTINGS: dict[str, type] = {
     "format": str, "scene": str, "preset": str, "width": float, "center": float, "ambience_front": float,
@@ -65,6 +92,14 @@ class Job:
         key = json.dumps({"settings": {k: v for k, v in sorted(self.settings.items()) if v is not None},
                           "input": stamp}, sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    @functools.cached_property
+    def input_checksum(self) -> str | None:
+        """SHA-256 of the input file (read once per job; None if it cannot be read)."""
+        try:
+            return file_checksum(self.input)
+        except OSError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -129,36 +164,87 @@ def read_manifest(path: Path) -> list[tuple[Path, str | None, dict]]:
 def collect_jobs(inputs: Iterable[Path], outdir: Path, settings: dict) -> tuple[list[Job], list[Rejected]]:
     """The jobs for files, folders and CSV manifests, with `settings` as every job's defaults
     (a manifest row's own settings win); and the inputs that make no job (missing files,
-    duplicate output names)."""
+    duplicate output names, an output or its report outside `outdir` or onto an input of the batch)."""
     outdir_abs = outdir.resolve()
-    jobs: list[Job] = []
+    planned: list[tuple[Path, Path, dict]] = []
+    manifests: list[Path] = []
     rejected: list[Rejected] = []
-    made_by: dict[Path, Path] = {}
-
-    def add(source: Path, output: Path, own: dict) -> None:
-        key = output.resolve()
-        if key in made_by:
-            rejected.append(Rejected(str(source), f"duplicate output name {output.name!r} (also made from "
-                                                  f"{made_by[key]}); give it another name in a manifest"))
-            return
-        made_by[key] = source
-        jobs.append(Job(source, output, {**settings, **own}))
-
     for item in inputs:
         item = Path(item)
         if item.suffix.lower() == ".csv" and item.is_file():
-            for source, name, own in read_manifest(item):
-                add(source, outdir / (name or f"{source.stem}.wav"), own)
+            manifests.append(item)
+            planned += [(source, outdir / (name or f"{source.stem}.wav"), own)
+                        for source, name, own in read_manifest(item)]
         elif item.is_dir():
             found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
                            and not p.name.startswith(".") and outdir_abs not in p.resolve().parents)
-            for source in found:
-                add(source, outdir / source.relative_to(item).with_suffix(".wav"), {})
+            planned += [(source, outdir / source.relative_to(item).with_suffix(".wav"), {}) for source in found]
         elif item.is_file():
-            add(item, outdir / f"{item.stem}.wav", {})
+            planned.append((item, outdir / f"{item.stem}.wav", {}))
         else:
             rejected.append(Rejected(str(item), "not found"))
+    sources = [source for source, _, _ in planned] + manifests
+    taken = _Inputs(sources)
+    jobs: list[Job] = []
+    made_by: dict[Path, Path] = {}
+    for source, output, own in planned:
+        problem = _output_problem(output, outdir, outdir_abs, taken)
+        if problem is None:
+            keys = (output.resolve(), output.with_suffix(".json").resolve())
+            first = next((made_by[k] for k in keys if k in made_by), None)
+            if first is not None:
+                problem = (f"duplicate output name {output.name!r} (also made from {first}); "
+                           "give it another name in a manifest")
+        if problem is not None:
+            rejected.append(Rejected(str(source), problem))
+            continue
+        made_by.update(dict.fromkeys(keys, source))
+        jobs.append(Job(source, output, {**settings, **own}))
     return jobs, rejected
+
+
+class _Inputs:
+    """The files a batch reads, by resolved path and by file identity (device, inode: the same
+    test as `os.path.samefile`, which also catches hard links and case-insensitive names)."""
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self.paths: dict[Path, Path] = {}
+        self.ids: dict[tuple[int, int], Path] = {}
+        for p in paths:
+            self.paths.setdefault(p.resolve(), p)
+            if (key := _file_id(p)) is not None:
+                self.ids.setdefault(key, p)
+
+    def find(self, path: Path) -> Path | None:
+        """The input that `path` (resolved) is, or None."""
+        if path in self.paths:
+            return self.paths[path]
+        key = _file_id(path)
+        return None if key is None else self.ids.get(key)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _output_problem(output: Path, outdir: Path, outdir_abs: Path, inputs: _Inputs) -> str | None:
+    """Why a job may not write `output` and its JSON report, or None: each must resolve inside
+    the output folder, not onto the batch's own journal or lock, and not onto an input."""
+    if output.name in ("", ".", ".."):
+        return f"output {str(output)!r} is not a file name"
+    for path in (output, output.with_suffix(".json")):
+        at = path.resolve()
+        if outdir_abs not in at.parents:
+            return f"output {str(path)!r} is outside the output folder {str(outdir)!r}"
+        if at.parent == outdir_abs and at.name in (JOURNAL, LOCK):
+            return f"output {str(path)!r} would overwrite the batch's {at.name}"
+        if (source := inputs.find(at)) is not None:
+            return f"output {str(path)!r} would overwrite {str(source)!r}, an input of this batch"
+    return None
 
 
 def file_checksum(path: Path) -> str:
@@ -170,36 +256,93 @@ def file_checksum(path: Path) -> str:
     return h.hexdigest()
 
 
+def _lock_folder(outdir: Path) -> IO[str]:
+    """Take `outdir`'s batch lock (an exclusive `fcntl.flock` on `LOCK`, which is given this
+    process's PID) for as long as the returned file stays open. The OS drops the lock when its
+    holder dies, so a lock file a killed batch left does not block; a live holder is an UpmixError
+    naming its PID."""
+    path = outdir / LOCK
+    while True:
+        f = path.open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise UpmixError(f"another upmix batch (PID {holder}) is writing to this folder", outdir) from None
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        held = os.fstat(f.fileno())
+        if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+            break
+        f.close()  # the holder removed this file as it finished: lock the new one
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
+def _entry(line: bytes) -> dict | None:
+    """A journal line as an event, or None when it is not one (cut short by a kill, not UTF-8,
+    not a JSON object, or an ``output`` or ``status`` that is not a string)."""
+    try:
+        entry = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("output"), str) \
+            or not isinstance(entry.get("status"), str):
+        return None
+    return entry
+
+
 class Journal:
-    """The batch's JSON-lines journal in `outdir` (appended and flushed to disk line by line)."""
+    """The batch's JSON-lines journal in `outdir` (appended and flushed to disk line by line),
+    and the folder's lock, held until `close`: one batch at a time writes to a folder."""
 
     def __init__(self, outdir: Path) -> None:
         self.path = outdir / JOURNAL
         self.last: dict[str, dict] = {}
+        self.warnings: list[str] = []
         try:
             outdir.mkdir(parents=True, exist_ok=True)
-            if self.path.is_file():
-                for line in self.path.read_text().splitlines():
-                    try:
-                        entry = json.loads(line)
-                    except json.JSONDecodeError:  # a line cut short by a kill
-                        continue
-                    self.last[entry.get("output", "")] = entry
-            self._file = self.path.open("a")
+            self._lock = _lock_folder(outdir)
         except OSError as exc:
+            raise UpmixError(f"cannot write the batch journal here: {exc.strerror or exc}", outdir) from None
+        try:
+            data = self.path.read_bytes() if self.path.is_file() else b""
+            damaged = 0
+            for line in data.splitlines():
+                if line.strip():
+                    entry = _entry(line)
+                    if entry is None:
+                        damaged += 1
+                    else:
+                        self.last[entry["output"]] = entry
+            if damaged:
+                self.warnings.append(f"{self.path}: skipped {damaged} damaged line{'s' * (damaged > 1)}")
+            self._file = self.path.open("a", encoding="utf-8")
+            if data and not data.endswith(b"\n"):
+                self._file.write("\n")  # a line cut short stays one damaged line, not glued to the next
+        except OSError as exc:
+            self._unlock()
             raise UpmixError(f"cannot write the batch journal here: {exc.strerror or exc}", outdir) from None
 
     def record(self, job: Job, status: str, **extra: Any) -> None:
         entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": status, "input": os.path.abspath(job.input),
-                 "output": os.path.abspath(job.output), "settings_hash": job.settings_hash(), **extra}
+                 "output": os.path.abspath(job.output), "settings_hash": job.settings_hash(),
+                 "input_checksum": job.input_checksum, **extra}
         self._file.write(json.dumps(entry) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
         self.last[entry["output"]] = entry
 
     def finished(self, job: Job) -> bool:
-        """Whether the job's last event is a success with the same settings and its output is
-        still the file that was written."""
+        """Whether the job's last event is a success with the same settings and input (size,
+        modification time, then SHA-256) and its output is still the file that was written."""
         entry = self.last.get(os.path.abspath(job.output))
         if not entry or entry.get("status") != "done" or entry.get("settings_hash") != job.settings_hash():
             return False
@@ -207,21 +350,40 @@ class Journal:
             st = job.output.stat()
         except OSError:
             return False
-        return st.st_size == entry.get("size") and st.st_mtime_ns == entry.get("mtime_ns")
+        return (st.st_size == entry.get("size") and st.st_mtime_ns == entry.get("mtime_ns")
+                and entry.get("input_checksum") == job.input_checksum)
 
     def close(self) -> None:
         self._file.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        (self.path.parent / LOCK).unlink(missing_ok=True)  # while still holding it; see _lock_folder
+        self._lock.close()
+
+
+_RANDOM = r"[a-z0-9_]+"
+"""The random part `tempfile.mkstemp` puts in a temporary file's name."""
+
+
+def _leftovers(output: Path) -> list[Path]:
+    """Temporary files a killed run of this job left beside its output: the output's and its
+    report's temporary siblings (`upmix.files.temporary_sibling`, a FLAC's ``.tagged`` rewrite),
+    the hidden first pass of a delivered render (`upmix.master.intermediate_path`) and its own
+    temporary sibling. The names are matched whole, so other outputs' files are never taken."""
+    if not output.parent.is_dir():
+        return []
+    name, report = re.escape(output.name), re.escape(output.with_suffix(".json").name)
+    pattern = re.compile(rf"\.{name}\.{_RANDOM}\.(part|tagged)|\.{name}\.\d+\.render\.wav"
+                         rf"|\.\.{name}\.\d+\.render\.wav\.{_RANDOM}\.part|\.{report}\.{_RANDOM}\.part")
+    found = {p for stem in (output.name, f".{output.name}", output.with_suffix(".json").name)
+             for p in output.parent.glob(f".{glob.escape(stem)}.*")}
+    return sorted(p for p in found if pattern.fullmatch(p.name))
 
 
 def _remove_leftovers(output: Path) -> None:
-    """Temporary files a killed run of this job left beside its output."""
-    if output.parent.is_dir():
-        for p in output.parent.glob(f".{output.name}.*"):
-            if p.name.endswith((".part", ".render.wav", ".tagged")):
-                p.unlink(missing_ok=True)
-        report = output.with_suffix(".json")
-        for p in output.parent.glob(f".{report.name}.*.part"):
-            p.unlink(missing_ok=True)
+    for p in _leftovers(output):
+        p.unlink(missing_ok=True)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -302,18 +464,38 @@ def _drain(sink: Any, empty: type[Exception]) -> list[tuple[int, int, int]]:
             return out
 
 
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal the kernel sends a process when its parent dies (Linux)."""
+
+
+def _die_with_parent(parent: int) -> None:
+    """Initializer of the pool's workers and the progress queue's manager: on Linux, have the
+    kernel SIGKILL this process when the batch that started it dies, however it dies, so no
+    worker goes on converting (and holding memory) for a batch that is gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the batch died before that took effect
+        os._exit(1)
+
+
 class LocalEngine:
-    """A process pool (spawned workers: forking after torch is imported can deadlock)."""
+    """A process pool (spawned workers: forking after torch is imported can deadlock) whose
+    workers die with the batch."""
 
     name = "local"
 
     def __init__(self, jobs: int) -> None:
         import multiprocessing
+        from multiprocessing.managers import SyncManager
 
         context = multiprocessing.get_context("spawn")
-        self._manager = context.Manager()
+        self._manager = SyncManager(ctx=context)
+        self._manager.start(_die_with_parent, (os.getpid(),))
         self.sink = self._manager.Queue()
-        self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+        self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_die_with_parent,
+                                         initargs=(os.getpid(),))
         self._futures: dict = {}
 
     def submit(self, index: int, job: Job, threads: int) -> None:
@@ -333,7 +515,15 @@ class LocalEngine:
     def updates(self) -> list[tuple[int, int, int]]:
         return _drain(self.sink, queue.Empty)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Shut the pool and the manager down; `abort`: kill the running workers first, and
+        return once they are gone (their jobs' temporary files are left to `_remove_leftovers`)."""
+        if abort:
+            workers = list((self._pool._processes or {}).values())  # no public handle before Python 3.14
+            for worker in workers:
+                worker.kill()
+            for worker in workers:
+                worker.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._manager.shutdown()
 
@@ -382,7 +572,11 @@ class RayEngine:
 
         return _drain(self.sink, Empty)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Shut the progress queue down; `abort`: cancel the running tasks first (killing them)."""
+        if abort:
+            for ref in self._refs:
+                self._ray.cancel(ref, force=True)
         self.sink.shutdown()
 
 
@@ -393,6 +587,7 @@ class BatchSummary:
     done: list[Job] = field(default_factory=list)
     skipped: list[Job] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -412,7 +607,7 @@ def run_batch(jobs: list[Job], outdir: Path, *, engine: str = "local", workers: 
         raise UpmixError(f"--engine must be local or ray, not {engine!r}")
     start = time.perf_counter()
     journal = Journal(outdir)
-    summary = BatchSummary(failed=[(r.input, r.error) for r in rejected])
+    summary = BatchSummary(failed=[(r.input, r.error) for r in rejected], warnings=journal.warnings)
     todo = []
     for index, job in enumerate(jobs):
         if journal.finished(job):
@@ -423,22 +618,23 @@ def run_batch(jobs: list[Job], outdir: Path, *, engine: str = "local", workers: 
         journal.close()
         summary.seconds = time.perf_counter() - start
         return summary
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = JOB_THREADS
     runner = LocalEngine(min(workers, len(todo))) if engine == "local" else RayEngine(address)
+    running: set[int] = set()
+    aborted = True
     try:
         waiting = list(todo)
-        running = 0
         limit = min(workers, len(todo))
         while waiting or running:
-            while waiting and running < limit:
+            while waiting and len(running) < limit:
                 index = waiting.pop(0)
                 journal.record(jobs[index], "started", engine=runner.name)
                 if progress:
                     progress.started(index, jobs[index])
                 runner.submit(index, jobs[index], threads)
-                running += 1
+                running.add(index)
             for index, result in runner.poll(0.2):
-                running -= 1
+                running.discard(index)
                 job = jobs[index]
                 journal.record(job, result["status"], **{k: v for k, v in result.items() if k != "status"})
                 if result["status"] == "done":
@@ -450,8 +646,12 @@ def run_batch(jobs: list[Job], outdir: Path, *, engine: str = "local", workers: 
             if progress:
                 for index, done, total in runner.updates():
                     progress.advanced(index, done, total)
-    finally:
-        runner.close()
+        aborted = False
+    finally:  # interrupted (Ctrl-C, or SIGTERM made KeyboardInterrupt by the CLI): stop the running jobs now
+        runner.close(abort=aborted)
+        if aborted:
+            for index in running:
+                _remove_leftovers(jobs[index].output)
         journal.close()
     summary.seconds = time.perf_counter() - start
     return summary

@@ -39,8 +39,8 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _warn(report: dict) -> None:
-    for warning in report["warnings"]:
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
         err.print(_line("upmix: warning:", "yellow", warning), soft_wrap=True)
 
 
@@ -190,7 +190,7 @@ def render(scene: Path = typer.Argument(..., metavar="SCENE", help="Scene file (
         else:
             report = render_ambix(scene, output, format=format or "7.1.4", sample_rate=sample_rate,
                                   bits=bits or "24", hrtf=_path(hrtf), progress=progress)
-    _warn(report)
+    _warn(report["warnings"])
     if not quiet:
         _wrote(output, report["format"], report, report_path(output))
 
@@ -255,7 +255,7 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
                             lfe=lfe, scene_file=scene, walk=walk, doppler=doppler, device=device,
                             sample_rate=sample_rate, bits=bits, hrtf=_path(hrtf), separator=separator,
                             weights=_path(weights), preset=preset, delivery=delivery, progress=progress)
-    _warn(report)
+    _warn(report["warnings"])
     if not quiet:
         snr = report.get("fold_down_snr_db")
         _wrote(output, report.get("settings", report)["format"], report, report_path(output),
@@ -283,7 +283,7 @@ def walk(scene: Path = typer.Argument(..., help="Scene file (YAML)."),
         report = render_scene(scene, output, stems_dir=stems, format=format, sample_rate=sample_rate, bits=bits,
                               hrtf=_path(hrtf), walk=path, doppler=doppler, require_path=True, device=device,
                               progress=progress)
-    _warn(report)
+    _warn(report["warnings"])
     if not quiet:
         _wrote(output, report["format"], report, report_path(output))
 
@@ -304,7 +304,7 @@ def binauralize(source: Path = typer.Argument(..., metavar="INPUT", help="Speake
     _check_choices(bits, "auto")
     with _progress("binauralizing", not quiet) as progress:
         report = job(source, output, layout=layout, hrtf=_path(hrtf), bits=bits, progress=progress)
-    _warn(report)
+    _warn(report["warnings"])
     if not quiet:
         _wrote(output, f"binaural from {report['input_layout']}", report, report_path(output))
 
@@ -328,8 +328,7 @@ def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or s
     with _progress("separating", not quiet) as progress:
         report = separate_file(source, output, model=model, device=device, weights=_path(weights), bits=bits,
                                progress=progress)
-    for warning in report["warnings"]:
-        err.print(f"[yellow]upmix: warning:[/] {warning}", highlight=False, soft_wrap=True)
+    _warn(report["warnings"])
     if not quiet:
         names = ", ".join(s["name"] for s in report["stems"])
         out.print(f"wrote {len(report['stems'])} stems ({names}) to {output}, adding up to the input at "
@@ -380,6 +379,7 @@ def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
     with _batch_progress(len(job_list), not quiet) as progress:
         summary = run_batch(job_list, outdir, engine=engine, workers=jobs, address=address, rejected=rejected,
                             progress=progress)
+    _warn(summary.warnings)
     table = Table(title=Text(f"upmix batch: {outdir}"), show_edge=False)
     for col in ("converted", "skipped (done before)", "failed", "time"):
         table.add_column(col, justify="right")
@@ -456,7 +456,7 @@ def _wrote(output: Path, what: str, report: dict, report_file: Path, extra: str 
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (SIGTERM and SIGHUP stop a command as Ctrl-C does)."""
     keep_freed_memory()
     _catch_termination()
     app(prog_name="upmix")
