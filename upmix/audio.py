@@ -266,11 +266,11 @@ def probe(path: str | Path) -> AudioInfo:
         info = AudioInfo(path=str(path), container=i.format, subtype=i.subtype,
                          sample_rate=int(i.samplerate), channels=int(i.channels),
                          frames=int(i.frames), channel_mask=read_channel_mask(path))
+    if info.channels < 1 or info.sample_rate < 1:
+        raise UpmixError("not a readable audio file (no audio channels found)", path)
     if not MIN_SAMPLE_RATE <= info.sample_rate <= MAX_SAMPLE_RATE:
         raise UpmixError(f"sample rate {info.sample_rate} Hz is outside the supported {MIN_SAMPLE_RATE} to "
                          f"{MAX_SAMPLE_RATE} Hz", path)
-    if info.channels < 1:
-        raise UpmixError("not a readable audio file (no audio channels found)", path)
     if info.frames == 0 and not info.via_ffmpeg:
         raise UpmixError("is empty (0 samples)", path)
     return info
