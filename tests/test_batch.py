@@ -2,6 +2,7 @@
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -206,7 +207,10 @@ def test_ray_engine_writes_the_same_bytes_as_the_local_one(tmp_path, rng):
     assert r.returncode == 0, r.stderr
     ray_cli = str(Path(sys.executable).parent / "ray")
     port = _free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # token authentication with a token of the test's own on both sides: whether ~/.ray holds one (left
+    # by an earlier local cluster) then changes nothing
+    ray_env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env = {**os.environ, **ray_env}
     started = subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2",
                               "--include-dashboard=false", "--disable-usage-stats"],
                              capture_output=True, text=True, env=env, timeout=180)
@@ -214,7 +218,7 @@ def test_ray_engine_writes_the_same_bytes_as_the_local_one(tmp_path, rng):
     try:
         distributed = tmp_path / "ray"
         r = run_cli("batch", src, "-o", distributed, "-f", "7.1.4", "--jobs", "2", "--engine", "ray",
-                    "--address", f"127.0.0.1:{port}", "-q", env={"RAY_USAGE_STATS_ENABLED": "0"})
+                    "--address", f"127.0.0.1:{port}", "-q", env=ray_env)
         assert r.returncode == 0, r.stderr
     finally:
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
