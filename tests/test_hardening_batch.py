@@ -122,7 +122,8 @@ def test_damaged_journal_lines_are_skipped_with_one_warning(tmp_path, rng):
     out = tmp_path / "out"
     out.mkdir()
     lines = [b"42", b"[]", b"null", b'"text"', json.dumps({"status": "done", "output": 5}).encode(),
-             json.dumps({"status": "done", "output": ["x"]}).encode(), json.dumps({"status": 1, "output": "x"}).encode(),
+             json.dumps({"status": "done", "output": ["x"]}).encode(),
+             json.dumps({"status": 1, "output": "x"}).encode(),
              b"\xff\xfe{not utf-8}", b"[" * 100000, b'{"status": "done", "output": "cut']
     (out / JOURNAL).write_bytes(b"\n".join(lines))
     r = run_cli("batch", src, "-o", out, "-q")
