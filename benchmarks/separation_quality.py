@@ -1,6 +1,6 @@
 """Quality of the orchestral-family separator on held-out works played by unseen SoundFonts.
 
-Test set: excerpts of the works of the test split (`upmix.separation.data.split_of`), rendered
+Test set: excerpts of the works of the test split (`training.data.split_of`), rendered
 with the test SoundFonts only (TimGM6mb and the Csound GM bank; training used FluidR3, MuseScore
 General and the OPL-3 FM bank), clean (no augmentation), every part panned at random. Per stem, over the excerpts where
 the stem plays: SI-SDR improvement over the mixture and SDR, for
@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training.data import FAMILIES, SAMPLE_RATE, default_notes_path, fixed_set, scored_stems
 from upmix.analysis import pan_gains, sdr, si_sdr, stereo_azimuth
 from upmix.layouts import Layout, Speaker
 from upmix.placement import AMBIENCE_SEATS, Stage, StageOptions
 from upmix.separation import SpatialSeparator
-from upmix.separation.data import FAMILIES, SAMPLE_RATE, default_notes_path, fixed_set, scored_stems
 from upmix.separation.model import ModelConfig
 from upmix.separation.orchestra import OrchestraSeparator, default_weights
 from upmix.separation.transforms import Geometry

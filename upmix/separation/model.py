@@ -49,7 +49,7 @@ class ModelConfig:
             ``complex`` (unbounded complex masks, as in the BSRNN paper).
         temperature: the ratio masks' softmax temperature (dimensionless, > 0): the mask logits
             are divided by it, so above 1 every mask moves toward an even split. Training runs
-            at 1; `upmix.separation.train`'s ``--calibrate`` chooses the exported weights' value
+            at 1; `training.train`'s ``--calibrate`` chooses the exported weights' value
             on a bank they never heard, where an over-confident mask costs more than a hesitant one.
     """
 

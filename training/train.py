@@ -1,6 +1,6 @@
-"""Train the orchestral-family separator: ``python -m upmix.separation.train --config CONFIG``.
+"""Train the orchestral-family separator: ``python -m training.train --config CONFIG``.
 
-CONFIG is a YAML file (or the name of one in ``upmix/separation/configs/``, e.g. ``orchestra``):
+CONFIG is a YAML file (or the name of one in ``training/configs/``, e.g. ``orchestra``):
 
     run: runs/orchestra            # checkpoints and the log go here
     seed: 0
@@ -13,7 +13,7 @@ CONFIG is a YAML file (or the name of one in ``upmix/separation/configs/``, e.g.
     train: {batch: 4, lr: 0.001, steps: 20000, clip: 5.0, minutes: null, keep_every: null}
     eval: {every: 250, excerpts: 24, seconds: 6.0, soundfonts: validation}
 
-Training excerpts are rendered on the fly (`upmix.separation.data.ExcerptStream`) from the
+Training excerpts are rendered on the fly (`training.data.ExcerptStream`) from the
 training works with the training SoundFonts. Every ``eval.every`` steps the model is scored on a
 fixed set of validation works (the sampled training SoundFonts, clean) by the mean SI-SDR improvement over
 the stems present; ``last.pt`` (resumable: model, optimiser, step) and ``best.pt`` are written,
@@ -53,10 +53,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..allocator import keep_freed_memory
-from ..errors import UpmixError
-from ..stft import resolve_device
-from ..validate import load_yaml
+from upmix.allocator import keep_freed_memory
+from upmix.errors import UpmixError
+from upmix.separation.model import BandSplitRNN, ModelConfig
+from upmix.separation.orchestra import read_weights
+from upmix.separation.transforms import Geometry
+from upmix.stft import resolve_device
+from upmix.validate import load_yaml
+
 from .data import (
     FAMILIES,
     SAMPLE_RATE,
@@ -68,16 +72,13 @@ from .data import (
     fixed_set,
     si_sdr_improvements,
 )
-from .model import BandSplitRNN, ModelConfig
-from .orchestra import read_weights
-from .transforms import Geometry
 
 
 def load_config(name: str) -> dict:
     """A training config by path, or by name from the bundled ``configs`` folder."""
     path = Path(name)
     if not path.is_file():
-        path = Path(str(resources.files("upmix.separation") / "configs" / f"{name}.yaml"))
+        path = Path(str(resources.files("training") / "configs" / f"{name}.yaml"))
     return load_yaml(path).value or {}
 
 
@@ -362,7 +363,7 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m upmix.separation.train", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="orchestra", help="config file or bundled config name")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--minutes", type=float, default=None, help="stop after this much training time")

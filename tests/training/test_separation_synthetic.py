@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from test_separation_data import chorale_like
 
-from upmix.separation.data import FAMILIES, PROGRAMS, ExcerptMaker, find_soundfonts
-from upmix.separation.synthetic import KIND_OF_PROGRAM, SET_NAME, FamilySynth, Instrument
+from training.data import FAMILIES, PROGRAMS, ExcerptMaker, find_soundfonts
+from training.synthetic import KIND_OF_PROGRAM, SET_NAME, FamilySynth, Instrument
 
 RATE = 22050
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from test_separation_data import excerpts_of_one_set_add_up
 
-from conftest import require_fluidsynth, require_freepats
+from banks import require_fluidsynth, require_freepats
+from training import freepats, sharing
+from training.data import PROGRAMS, SOUNDFONT_DIRS, find_soundfonts
+from training.freepats import SET_NAME, PatchSynth
 from upmix.errors import UpmixError
-from upmix.separation import freepats, sharing
-from upmix.separation.data import PROGRAMS, SOUNDFONT_DIRS, find_soundfonts
-from upmix.separation.freepats import SET_NAME, PatchSynth
 
 RATE = 22050
 

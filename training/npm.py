@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.request
 from pathlib import Path
 
-from ..errors import UpmixError
+from upmix.errors import UpmixError
 
 
 def tarball_url(package: str, version: str) -> str:

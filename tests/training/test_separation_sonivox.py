@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from test_separation_data import excerpts_of_one_set_add_up
 
-from conftest import require_sonivox
+from banks import require_sonivox
+from training import sonivox
+from training.data import find_soundfonts
+from training.sonivox import SET_NAME, EasSynth
 from upmix.errors import UpmixError
-from upmix.separation import sonivox
-from upmix.separation.data import find_soundfonts
-from upmix.separation.sonivox import SET_NAME, EasSynth
 
 RATE = 22050
 

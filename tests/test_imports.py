@@ -1,0 +1,113 @@
+"""The import structure: the runtime never imports the training package, and neither `upmix/` nor
+`training/` has an import cycle."""
+
+import ast
+import json
+import subprocess
+import sys
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+PACKAGES = ("upmix", "training")
+EXAMPLE = "examples/string_quartet/quartet_stereo.flac"
+
+# Runs upmix.cli.main with the given arguments and prints, at exit, the sorted names of the imported
+# modules as a JSON line (atexit: the command's own sys.exit does not skip it)
+PROBE = """
+import atexit, json, sys
+atexit.register(lambda: print("MODULES " + json.dumps(sorted(sys.modules))))
+sys.argv = ["upmix", *sys.argv[1:]]
+import upmix.cli
+if len(sys.argv) > 1:
+    upmix.cli.main()
+"""
+
+
+def imported_modules(*args: str, cwd: Path) -> list[str]:
+    """The modules a process has imported when `upmix ARGS` (or only ``import upmix.cli``) ends."""
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("MODULES "))
+    return json.loads(line.removeprefix("MODULES "))
+
+
+def training_modules(names: list[str]) -> list[str]:
+    return [n for n in names if n == "training" or n.startswith("training.")]
+
+
+@pytest.mark.parametrize("args", [(), ("run", EXAMPLE, "-f", "7.1.4"),
+                                  pytest.param(("run", EXAMPLE, "-f", "7.1.4", "--separator", "orchestra"),
+                                               marks=pytest.mark.slow)],
+                         ids=["import", "run", "run-orchestra"])
+def test_the_runtime_imports_nothing_from_training(args, tmp_path):
+    """``import upmix.cli`` and whole ``upmix run``s of the bundled example (the default separator and
+    the orchestra model, whose weights the training exports) leave no `training` module loaded."""
+    if args:
+        args = (*args, "-o", str(tmp_path / "out.wav"))
+    names = imported_modules(*args, cwd=ROOT)
+    assert "upmix.cli" in names and training_modules(names) == []
+    if args:
+        assert (tmp_path / "out.wav").is_file()
+        assert ("upmix.separation.orchestra" in names) == ("orchestra" in args)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(packages=PACKAGES) -> dict[str, set[str]]:
+    """{module: the modules of `packages` it imports}, from every import statement of every module of
+    the packages (those inside functions too), relative ones resolved; ``from P import N`` counts as
+    importing the module ``P.N`` where there is one, else ``P``."""
+    files = {module_name(p): p for package in packages for p in sorted((ROOT / package).rglob("*.py"))}
+    graph = {}
+    for name, path in files.items():
+        here = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = here.rsplit(".", node.level - 1)[0] if node.level > 1 else here if node.level else ""
+                source = ".".join(x for x in (base, node.module) if x)
+                targets |= {f"{source}.{a.name}" if f"{source}.{a.name}" in files else source for a in node.names}
+        graph[name] = {t for t in targets if t in files and t != name}
+    return graph
+
+
+def test_the_import_graph_sees_relative_and_function_level_imports():
+    """The walker finds what the cycle check relies on: relative imports, at the top and inside
+    functions, and ``from P import NAME`` of a name that is not a module (an edge to ``P``)."""
+    graph = import_graph()
+    assert "upmix.separation.orchestra" in graph["upmix.separation"]  # `from .orchestra import` in a function
+    assert "upmix.audio" in graph["upmix.separation.base"]  # `from ..audio import`
+    assert "upmix.separation.model" in graph["upmix.separation.base"]  # inside a function
+    assert "upmix" in graph["upmix.run"]  # `from . import __version__`
+
+
+def test_no_import_cycles():
+    """Neither package, nor the two together, has an import cycle (there was one: data -> freepats ->
+    sharing -> data)."""
+    graph = import_graph()
+    try:
+        tuple(TopologicalSorter(graph).static_order())
+    except CycleError as e:
+        pytest.fail(f"import cycle: {' -> '.join(e.args[1])}")
+
+
+def test_runtime_tests_never_import_training():
+    """The runtime suite (tests/ outside tests/training/) imports neither `training` nor the training
+    tests' helpers, so it runs where the training packages and their Debian banks are absent."""
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+        assert not {n for n in names if n.split(".")[0] in ("training", "banks")}, path.name
