@@ -24,7 +24,7 @@ import numpy as np
 
 from upmix.errors import UpmixError
 
-from .programs import PROGRAMS, SOUNDFONT_DIRS
+from .programs import PROGRAMS, SOUNDFONT_DIRS, TABLE
 from .sharing import shared_waves, soundfont_samples
 
 SET_NAME = "freepats"
@@ -38,7 +38,7 @@ SHARED = frozenset({46, 69, 73, 74})
 """General MIDI programs (0-based) whose FreePats patch has sample data that the test banks have
 too (harp, English horn, flute, recorder; ``docs/separation.md``): never played."""
 
-STAND_INS = {41: 40, 43: 42, 49: 48, 11: 13, 12: 13, 20: 19, 52: 53, 46: 24, 69: 68, 73: 72, 74: 72}
+STAND_INS = {p.number: p.freepats for p in TABLE if p.freepats is not None}
 """General MIDI programs (0-based) FreePats lacks or must not play (`SHARED`), and the program of
 the same family that plays them: viola, contrabass and slow strings by violin, cello and strings;
 vibraphone and marimba by xylophone; reed organ by church organ; choir by voice; harp by nylon

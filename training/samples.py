@@ -25,6 +25,7 @@ from upmix.audio import resample
 from upmix.errors import UpmixError
 
 from .npm import download, tarball_url
+from .programs import TABLE
 
 SET_NAME = "tonejs-instruments"
 """The folder (and the name the excerpt descriptions give) of the sample set."""
@@ -53,17 +54,8 @@ PACKAGES: dict[str, tuple[str, str]] = {
 }
 """npm package ``tonejs-instrument-<name>-mp3`` of each instrument: version and sha1 of its tarball."""
 
-INSTRUMENT_OF_PROGRAM: dict[int, str] = {
-    40: "violin", 41: "violin", 42: "cello", 43: "contrabass", 44: "violin", 45: "cello", 48: "violin",
-    49: "cello",
-    68: "clarinet", 69: "clarinet", 70: "bassoon", 71: "clarinet", 72: "flute", 73: "flute", 74: "flute",
-    64: "saxophone", 65: "saxophone", 66: "saxophone", 67: "bassoon",
-    56: "trumpet", 57: "trombone", 58: "tuba", 59: "trumpet", 60: "french-horn", 61: "french-horn",
-    0: "piano", 1: "piano", 6: "guitar-acoustic", 8: "xylophone", 11: "guitar-electric", 12: "harp",
-    13: "xylophone", 19: "organ", 20: "harmonium", 24: "guitar-nylon", 46: "harp", 47: "bass-electric",
-    52: "organ", 53: "harmonium",
-}
-"""The sampled instrument that plays each General MIDI program (0-based) of `data.PROGRAMS`: the
+INSTRUMENT_OF_PROGRAM: dict[int, str] = {p.number: p.sampled for p in TABLE}
+"""The sampled instrument that plays each General MIDI program (0-based) of `programs.TABLE`: the
 instrument itself where the set has it, else one of the same family and a similar range."""
 
 DECAYING = frozenset({"piano", "harp", "guitar-acoustic", "guitar-electric", "guitar-nylon", "bass-electric",

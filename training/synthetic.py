@@ -32,19 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal
 
+from .programs import TABLE
+
 SET_NAME = "modelled-instruments"
 """The name a `FamilySynth` gives excerpt descriptions, and its entry in `data.SOUNDFONTS`."""
 
-KIND_OF_PROGRAM: dict[int, str] = {
-    40: "bowed", 41: "bowed", 42: "bowed", 43: "bowed", 44: "tremolo", 45: "pizzicato", 48: "ensemble",
-    49: "ensemble",
-    68: "reed", 69: "reed", 70: "reed", 71: "clarinet", 72: "flute", 73: "flute", 74: "flute",
-    64: "sax", 65: "sax", 66: "sax", 67: "sax",
-    56: "brass", 57: "brass", 58: "brass", 59: "muted", 60: "brass", 61: "section",
-    0: "piano", 1: "piano", 6: "pluck", 8: "mallet", 11: "mallet", 12: "mallet", 13: "mallet", 19: "organ",
-    20: "organ", 24: "pluck", 46: "pluck", 47: "timpani", 52: "voice", 53: "voice",
-}
-"""The modelled kind of instrument that plays each General MIDI program (0-based) of `data.PROGRAMS`."""
+KIND_OF_PROGRAM: dict[int, str] = {p.number: p.kind for p in TABLE}
+"""The modelled kind of instrument that plays each General MIDI program (0-based), from `programs.TABLE`."""
 
 _GRID = np.linspace(np.log2(30.0), np.log2(12000.0), 160)  # log2 Hz of the spectral envelopes
 _MALLETS = ((1.0, 3.93, 9.7), (1.0, 4.0, 9.2), (1.0, 4.0, 10.0), (1.0, 2.76, 5.4, 8.93), (1.0, 2.0, 3.0, 4.2))
