@@ -66,6 +66,7 @@ from .sonivox import INSTALL as SONIVOX_INSTALL
 from .sonivox import SET_NAME as SONIVOX
 from .sonivox import EasSynth
 from .sonivox import available as sonivox_available
+from .synth import Synth
 from .synthetic import SET_NAME as MODELLED
 from .synthetic import FamilySynth
 
@@ -434,11 +435,11 @@ class ExcerptMaker:
         self._font_odds = None if weights is None else np.asarray(weights, dtype=float) / np.sum(weights)
         self.augment = augment or Augment()
         self.rng = np.random.default_rng(seed)
-        self.synths = [FamilySynth(SAMPLE_RATE, seed) if sf == Path(MODELLED) else
-                       EasSynth(SAMPLE_RATE) if sf == Path(SONIVOX) else
-                       PatchSynth(SAMPLE_RATE) if sf == Path(FREEPATS) else
-                       SampleSynth(sf, SAMPLE_RATE) if sf.is_dir() else
-                       PartSynth(sf, stand_ins=STAND_INS.get(sf.name)) for sf in soundfonts]
+        self.synths: list[Synth] = [FamilySynth(SAMPLE_RATE, seed) if sf == Path(MODELLED) else
+                                    EasSynth(SAMPLE_RATE) if sf == Path(SONIVOX) else
+                                    PatchSynth(SAMPLE_RATE) if sf == Path(FREEPATS) else
+                                    SampleSynth(sf, SAMPLE_RATE) if sf.is_dir() else
+                                    PartSynth(sf, stand_ins=STAND_INS.get(sf.name)) for sf in soundfonts]
         self._weights = np.array([w.length for w in works]) ** 0.5
         self._weights /= self._weights.sum()
         self._rooms = RoomBank(self.rng) if self.augment.reverb > 0 else None
@@ -456,7 +457,7 @@ class ExcerptMaker:
             shift -= 12
         return program, shift
 
-    def _synth(self) -> PartSynth | SampleSynth | FamilySynth | EasSynth | PatchSynth:
+    def _synth(self) -> Synth:
         """A random one of the SoundFonts and sets, by their weights."""
         if self._font_odds is None:  # the draw of the runs before weights existed, so their excerpts stay
             return self.synths[self.rng.integers(len(self.synths))]
