@@ -1,6 +1,7 @@
 """Train the orchestral-family separator: ``python -m training.train --config CONFIG``.
 
-CONFIG is a YAML file (or the name of one in ``training/configs/``, e.g. ``orchestra``):
+CONFIG is a YAML file (or the name of one in ``training/configs/``, e.g. ``orchestra``), read into a
+`config.TrainConfig`:
 
     run: runs/orchestra            # checkpoints and the log go here
     seed: 0
@@ -32,10 +33,8 @@ excerpts than the run's validation (model selection, diagnosis).
 Loss: mean squared error of the stems' waveforms, on the mix normalised to unit RMS. Not L1: where
 the model is unsure which family a bin belongs to, the L1 optimum is the median, a hard
 assignment to the likeliest family, which is badly wrong when it is wrong; the squared error's
-optimum is the expected share, and SI-SDR is a squared-error measure too. On the same 3000
-pre-rendered training excerpts and 32 validation ones, 300 steps of L1 (spectral + waveform)
-left the validation SI-SDR improvement at -0.7 dB and falling, the squared error at +0.6 to
-+0.75 dB and rising (docs/separation.md).
+optimum is the expected share, and SI-SDR is a squared-error measure too (an A/B:
+docs/experiments.md).
 """
 
 from __future__ import annotations
@@ -46,8 +45,7 @@ import math
 import pickle
 import time
 from collections.abc import Sequence
-from dataclasses import fields, replace
-from importlib import resources
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,37 +57,17 @@ from upmix.separation.model import BandSplitRNN, ModelConfig
 from upmix.separation.orchestra import read_weights
 from upmix.separation.transforms import Geometry
 from upmix.stft import resolve_device
-from upmix.validate import load_yaml
 
+from .config import TrainConfig, load_config
 from .data import (
     FAMILIES,
     SAMPLE_RATE,
     SOUNDFONTS,
-    Augment,
     ExcerptStream,
-    default_notes_path,
     find_soundfonts,
     fixed_set,
     si_sdr_improvements,
 )
-
-
-def load_config(name: str) -> dict:
-    """A training config by path, or by name from the bundled ``configs`` folder."""
-    path = Path(name)
-    if not path.is_file():
-        path = Path(str(resources.files("training") / "configs" / f"{name}.yaml"))
-    return load_yaml(path).value or {}
-
-
-def model_config(cfg: dict) -> ModelConfig:
-    """The config's ``model`` section as a `ModelConfig`; an `UpmixError` for a value it refuses."""
-    known = {f.name for f in fields(ModelConfig)}
-    try:
-        return ModelConfig(targets=FAMILIES, sample_rate=SAMPLE_RATE,
-                           **{k: v for k, v in (cfg.get("model") or {}).items() if k in known})
-    except (TypeError, ValueError) as e:
-        raise UpmixError(f"model: {e}") from None
 
 
 def loss_fn(model: BandSplitRNN, geometry: Geometry, mix: torch.Tensor, stems: torch.Tensor) -> torch.Tensor:
@@ -116,13 +94,6 @@ def evaluate(model: BandSplitRNN, geometry: Geometry, excerpts: list, device: to
     per_stem = {k: float(np.mean(v)) if v else None for k, v in gains.items()}
     present = [v for v in per_stem.values() if v is not None]
     return {"si_sdri": float(np.mean(present)), "per_stem": per_stem}
-
-
-def augment_of(cfg: dict) -> Augment:
-    """The config's augmentation settings."""
-    known = {f.name for f in fields(Augment)}
-    return Augment(**{k: (tuple(v) if isinstance(v, list) else v)
-                      for k, v in (cfg.get("augment") or {}).items() if k in known})
 
 
 class _EvenSplit(torch.nn.Module):
@@ -155,18 +126,16 @@ def load_checkpoint(checkpoint: Path) -> tuple[dict, BandSplitRNN]:
     return state, model
 
 
-def scoring_set(cfg: dict, split: str, count: int, soundfonts: str | None = None,
+def scoring_set(cfg: TrainConfig, split: str, count: int, soundfonts: str | None = None,
                 augmented: bool = False) -> list:
     """`count` 6-second excerpts of a split's works played by a use's SoundFonts (default the
     split's), clean or with the config's augmentation: the excerpts `score_checkpoint` and
     `calibrate` score on."""
-    data = cfg.get("data") or {}
-    notes = Path(data["notes"]) if data.get("notes") else default_notes_path()
-    return fixed_set(notes, split, soundfonts or split, count, 6.0, seed=99,
-                     augment=augment_of(cfg) if augmented else None)
+    return fixed_set(cfg.data.notes_path, split, soundfonts or split, count, 6.0, seed=99,
+                     augment=cfg.augment if augmented else None)
 
 
-def score_checkpoint(cfg: dict, checkpoint: Path, split: str, count: int, augmented: bool,
+def score_checkpoint(cfg: TrainConfig, checkpoint: Path, split: str, count: int, augmented: bool,
                      soundfonts: str | None = None) -> dict:
     """A checkpoint's SI-SDR improvement on `count` 6-second excerpts of a split's works played by
     a use's SoundFonts (``train``, ``validation`` or ``test``; default the split's), with the
@@ -245,17 +214,17 @@ def average_checkpoints(checkpoints: Sequence[Path], path: Path, start: Path | N
     return state
 
 
-def init_run(cfg: dict, weights: Path) -> dict:
+def init_run(cfg: TrainConfig, weights: Path) -> dict:
     """Start the config's run from exported weights (`export_weights`' safetensors, such as the
     shipped ones): write ``RUN/last.pt`` with their model, step and training time and no optimiser
     state (AdamW starts afresh), so that training forks from them; the config's model must be
     theirs but for the mask temperature (the run trains at the config's). Refuses a run that
     already has a ``last.pt``. Returns the new checkpoint."""
-    last = Path(cfg.get("run", "runs/orchestra")) / "last.pt"
+    last = cfg.run / "last.pt"
     if last.exists():
         raise UpmixError("the run has a checkpoint already; --init starts new runs only", last)
     config, meta, tensors = read_weights(weights)
-    run = model_config(cfg)
+    run = cfg.model
     if replace(config, temperature=run.temperature) != run:
         raise UpmixError("these weights are not of the config's model", weights)
     state = {"model": tensors, "config": run.to_json(),
@@ -266,47 +235,24 @@ def init_run(cfg: dict, weights: Path) -> dict:
     return state
 
 
-def font_weights(data: dict, use: str) -> dict[str, float] | None:
-    """The config's ``data.weights`` (by SoundFont or set name, relative to the others' 1), checked
-    against the use's SoundFonts."""
-    weights = data.get("weights")
-    if weights is None:
-        return None
-    if not isinstance(weights, dict):
-        raise UpmixError("data.weights: expected a mapping of SoundFont or set names to weights")
-    for name, weight in weights.items():
-        if name not in SOUNDFONTS.get(use, ()):
-            raise UpmixError(f"data.weights: {name!r} is not one of the {use!r} SoundFonts "
-                             f"({', '.join(SOUNDFONTS.get(use, ()))})")
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 < weight < math.inf:
-            raise UpmixError(f"data.weights.{name}: expected a positive number, got {weight!r}")
-    return {name: float(weight) for name, weight in weights.items()}
-
-
 def _worker_start(_: int) -> None:
     """A data-loader worker's start: the main process's allocator policy (`keep_freed_memory`),
     which a spawned process does not inherit."""
     keep_freed_memory()
 
 
-def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict:
+def train(cfg: TrainConfig, device: str = "auto", minutes: float | None = None) -> dict:
     """Train (or resume) as configured; returns the best validation score."""
     dev = resolve_device(device)
-    config = model_config(cfg)
-    seed = int(cfg.get("seed", 0))
-    data, opts, ev = cfg.get("data") or {}, cfg.get("train") or {}, cfg.get("eval") or {}
-    keep = int(opts.get("keep_every") or 0)
-    if keep % int(ev.get("every", 250)):
-        raise UpmixError(f"train.keep_every ({keep}) must be a multiple of eval.every ({ev.get('every', 250)})")
-    fonts = data.get("soundfonts", "train")
-    weights = font_weights(data, fonts)
-    run = Path(cfg.get("run", "runs/orchestra"))
+    config, seed, data, opts, ev = cfg.model, cfg.seed, cfg.data, cfg.train, cfg.eval
+    fonts = data.soundfonts
+    run = cfg.run
     run.mkdir(parents=True, exist_ok=True)
-    notes = Path(data["notes"]) if data.get("notes") else default_notes_path()
+    notes = data.notes_path
     geometry = Geometry.at(config, SAMPLE_RATE)
     torch.manual_seed(seed)
     model = BandSplitRNN(config).to(dev)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=float(opts.get("lr", 1e-3)), weight_decay=1e-4)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4)
     step, best, seconds = 0, {"si_sdri": -math.inf}, 0.0
     last = run / "last.pt"
     if last.is_file():
@@ -316,25 +262,25 @@ def train(cfg: dict, device: str = "auto", minutes: float | None = None) -> dict
             optimiser.load_state_dict(state["optimiser"])
         step, best, seconds = state["step"], state["best"], state["seconds"]
         print(f"resumed at step {step} (best validation SI-SDRi {best['si_sdri']:.2f} dB)")
-    augment = augment_of(cfg)
+    augment = cfg.augment
     print(f"{fonts} SoundFonts: {', '.join(f.name for f in find_soundfonts(fonts))}", flush=True)
-    stream = ExcerptStream(notes, "train", fonts, float(data.get("seconds", 4.0)), augment, seed + step, weights)
-    workers = int(data.get("workers", 1))
-    loader = torch.utils.data.DataLoader(stream, batch_size=int(opts.get("batch", 4)), num_workers=workers,
+    stream = ExcerptStream(notes, "train", fonts, data.seconds, augment, seed + step,
+                           dict(data.weights) if data.weights is not None else None)
+    workers = data.workers
+    loader = torch.utils.data.DataLoader(stream, batch_size=opts.batch, num_workers=workers,
                                          multiprocessing_context="spawn" if workers else None,
                                          worker_init_fn=_worker_start if workers else None)
-    validation = fixed_set(notes, data.get("validation_split", "validation"), ev.get("soundfonts", "validation"),
-                           int(ev.get("excerpts", 24)), float(ev.get("seconds", 6.0)))
-    steps, clip, every = int(opts.get("steps", 20000)), float(opts.get("clip", 5.0)), int(ev.get("every", 250))
-    budget = (minutes if minutes is not None else opts.get("minutes")) or math.inf
-    total = float(opts.get("lr_decay_steps", steps))
+    validation = fixed_set(notes, data.validation_split, ev.soundfonts, ev.excerpts, ev.seconds)
+    steps, clip, every, keep = opts.steps, opts.clip, ev.every, opts.keep_every
+    budget = (minutes if minutes is not None else opts.minutes) or math.inf
+    total = opts.lr_decay_steps
     started, running = time.perf_counter(), []
     log = (run / "log.jsonl").open("a")
     for mix, stems in loader:
         if step >= steps or (time.perf_counter() - started) / 60 >= budget:
             break
         for group in optimiser.param_groups:  # cosine decay to a tenth
-            group["lr"] = float(opts.get("lr", 1e-3)) * (0.55 + 0.45 * math.cos(math.pi * min(step / total, 1.0)))
+            group["lr"] = opts.lr * (0.55 + 0.45 * math.cos(math.pi * min(step / total, 1.0)))
         loss = loss_fn(model, geometry, mix.to(dev), stems.to(dev))
         optimiser.zero_grad()
         loss.backward()
@@ -415,15 +361,15 @@ def _run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> None:
         return
     if args.init:
         state = init_run(cfg, args.init)
-        print(f"started {cfg.get('run', 'runs/orchestra')} at step {state['step']} from {args.init}")
+        print(f"started {cfg.run} at step {state['step']} from {args.init}")
         return
     if args.average:
-        path = Path(cfg.get("run", "runs/orchestra")) / "average.pt"
+        path = cfg.run / "average.pt"
         average_checkpoints(args.average, path, args.start)
         print(f"wrote {path} (the mean of {len(args.average)} checkpoints)")
         return
     if args.export:
-        export_weights(args.checkpoint or Path(cfg.get("run", "runs/orchestra")) / "best.pt", args.export,
+        export_weights(args.checkpoint or cfg.run / "best.pt", args.export,
                        args.temperature)
         print(f"wrote {args.export}")
         return

@@ -212,8 +212,8 @@ def test_splits_and_soundfonts_are_disjoint():
 
 
 def test_sets_play_as_often_as_their_weights_say():
+    from training.config import font_weights
     from training.synthetic import SET_NAME
-    from training.train import font_weights
 
     sets = [Path(SET_NAME)] * 2  # two instances of the modelled set, told apart by identity
     maker = ExcerptMaker([chorale_like()], sets, 1.0, seed=0, weights=[1.0, 3.0])
@@ -221,12 +221,12 @@ def test_sets_play_as_often_as_their_weights_say():
     assert np.mean(draws) == pytest.approx(0.75, abs=0.03)
     even = ExcerptMaker([chorale_like()], sets, 1.0, seed=0)
     assert np.mean([even._synth() is even.synths[1] for _ in range(4000)]) == pytest.approx(0.5, abs=0.03)
-    assert font_weights({"weights": {SET_NAME: 4}}, "train-modelled") == {SET_NAME: 4.0}
-    assert font_weights({}, "train") is None
+    assert font_weights({SET_NAME: 4}, "train-modelled") == {SET_NAME: 4.0}
+    assert font_weights(None, "train") is None
     with pytest.raises(UpmixError, match="data.weights: 'modelled-instruments' is not one of the 'train'"):
-        font_weights({"weights": {SET_NAME: 4}}, "train")
+        font_weights({SET_NAME: 4}, "train")
     with pytest.raises(UpmixError, match="data.weights.FluidR3_GM.sf2: expected a positive number, got 0"):
-        font_weights({"weights": {"FluidR3_GM.sf2": 0}}, "train")
+        font_weights({"FluidR3_GM.sf2": 0}, "train")
     with pytest.raises(UpmixError, match="3 weights for 2 SoundFonts and sets"):
         ExcerptMaker([chorale_like()], sets, 1.0, weights=[1.0, 2.0, 3.0])
 
@@ -248,6 +248,7 @@ def test_corpus_parsing_and_note_files(tmp_path):
 def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
     import torch
 
+    from training.config import TrainConfig
     from training.train import (
         average_checkpoints,
         calibrate,
@@ -263,23 +264,24 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
            "data": {"seconds": 1.0, "workers": 0, "notes": str(tmp_path / "n.npz"), "soundfonts": "test"},
            "augment": {"reverb": 0.0}, "train": {"batch": 2, "steps": 2, "lr": 0.001, "keep_every": 2},
            "eval": {"every": 1, "excerpts": 2, "seconds": 1.0, "soundfonts": "test"}}
-    best = train(cfg, device="cpu")
+    best = train(TrainConfig.from_dict(cfg), device="cpu")
     assert np.isfinite(best["si_sdri"])
     log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2]
     cfg["train"]["steps"] = 3
-    train(cfg, device="cpu")  # resumes at step 2
+    conf = TrainConfig.from_dict(cfg)
+    train(conf, device="cpu")  # resumes at step 2
     log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2, 3]
-    score = score_checkpoint(cfg, tmp_path / "run/last.pt", "validation", 2, augmented=True, soundfonts="test")
+    score = score_checkpoint(conf, tmp_path / "run/last.pt", "validation", 2, augmented=True, soundfonts="test")
     assert score["step"] == 3 and np.isfinite(score["si_sdri"]) and score["even_split_loss"] > 0
     export_weights(tmp_path / "run/best.pt", tmp_path / "w.safetensors")
-    excerpts = scoring_set(cfg, "validation", 2, "test")
+    excerpts = scoring_set(conf, "validation", 2, "test")
     calibrated = calibrate(tmp_path / "run/last.pt", excerpts, (1.0, 4.0))
     assert set(calibrated["temperatures"]) == {1.0, 4.0} and calibrated["step"] == 3
     assert calibrated["best"] == max((1.0, 4.0), key=lambda t: calibrated["temperatures"][t]["si_sdri"])
     assert calibrated["temperatures"][1.0]["si_sdri"] == pytest.approx(
-        score_checkpoint(cfg, tmp_path / "run/last.pt", "validation", 2, False, "test")["si_sdri"])
+        score_checkpoint(conf, tmp_path / "run/last.pt", "validation", 2, False, "test")["si_sdri"])
     assert calibrated["temperatures"][4.0]["si_sdri"] != calibrated["temperatures"][1.0]["si_sdri"]
     export_weights(tmp_path / "run/best.pt", tmp_path / "warm.safetensors", temperature=4.0)
     from upmix.separation.orchestra import read_weights
@@ -297,7 +299,7 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
     start = torch.load(tmp_path / "run/step-2.pt", weights_only=True)["seconds"]
     assert soup["step"] == 4 and soup["seconds"] == pytest.approx(start + 2 * (mean["seconds"] - start))
     assert not torch.equal(mean["model"]["split.0.weight"], three["split.0.weight"])
-    assert np.isfinite(score_checkpoint(cfg, tmp_path / "avg.pt", "validation", 2, False, "test")["si_sdri"])
+    assert np.isfinite(score_checkpoint(conf, tmp_path / "avg.pt", "validation", 2, False, "test")["si_sdri"])
     other = torch.load(tmp_path / "run/last.pt", weights_only=True)
     torch.save({**other, "config": other["config"].replace('"hidden": 8', '"hidden": 16')}, tmp_path / "other.pt")
     with pytest.raises(UpmixError, match="model config differs"):
@@ -337,7 +339,7 @@ def test_training_runs_scores_and_resumes(tmp_path, fonts, capsys):
     assert started["step"] == exported["step"] and "optimiser" not in started
     for k, v in started["model"].items():
         torch.testing.assert_close(v, exported["model"][k], atol=1e-3, rtol=1e-3)  # float16 weights
-    train(forked, device="cpu")  # forks from the weights' step
+    train(TrainConfig.from_dict(forked), device="cpu")  # forks from the weights' step
     log = [json.loads(line) for line in (tmp_path / "fork/log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == list(range(exported["step"] + 1, 6))
     for bad, message in ((forked, "has a checkpoint already"), ({**forked, "run": str(tmp_path / "f2"),
