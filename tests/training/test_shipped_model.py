@@ -10,10 +10,8 @@ from upmix.separation.orchestra import OrchestraSeparator
 def test_shipped_model_separates_held_out_music():
     """Held-out chorales (test split) played by the SoundFonts kept out of training: the shipped
     model's stems are closer to the true families than the mixture is by more than 1 dB (mean
-    SI-SDR improvement; the shipped step-13500 weights at mask temperature 1.5 measure 1.85 dB
-    here, at 1 1.71, and 1.47 when a short input was padded to a whole chunk; step 13000 measured
-    1.27, step 9750 1.08 and step 7000 0.45, all padded; `benchmarks/separation_quality.py`
-    measures it on the whole test split)."""
+    SI-SDR improvement; what each set of weights measured here: docs/experiments.md;
+    `benchmarks/separation_quality.py` measures it on the whole test split)."""
     require_fluidsynth()
     pytest.importorskip("music21")
     from music21 import corpus
