@@ -314,7 +314,7 @@ class SignalStats:
     Args:
         sample_rate: Hz.
         weights: BS.1770 channel weights (see `bs1770_weights`).
-        true_peak: also measure the true peak (`TruePeakMeter`; it costs about as much as the rest).
+        true_peak: also measure the true peak (`TruePeakMeter`).
     """
 
     def __init__(self, sample_rate: int, weights: ArrayLike, true_peak: bool = False) -> None:
