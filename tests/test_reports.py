@@ -82,3 +82,21 @@ def test_separation_report_gives_each_stems_peaks_as_written(tmp_path, stereo):
     for stem in written["stems"]:
         y, _ = audio.read(tmp_path / "stems" / stem["file"])
         assert stem["peak_dbfs"] == [to_db(p) for p in np.abs(y).max(axis=1)]
+
+
+def test_true_peak_skipping_quiet_windows_changes_nothing(rng):
+    """The meter filters only the windows that could beat the peak so far: it finds the same
+    peak as filtering every sample, on noise (sparse), a tone (dense) and both in one block."""
+    from upmix.dsp import _TRUE_PEAK_TAPS, TruePeakMeter, _oversampled_peaks
+
+    n = np.arange(20000)
+    tone = 0.5 * np.sin(np.pi / 2 * n + np.pi / 4)
+    noise = 0.1 * rng.standard_normal(20000)
+    noise[15000] = 0.6  # a late spike, above the tone
+    x = np.stack([noise, tone, noise[::-1]]).astype(np.float32)
+    meter = TruePeakMeter()
+    for start in range(0, x.shape[1], 4096):
+        meter.process(x[:, start:start + 4096])
+    pad = np.zeros((3, _TRUE_PEAK_TAPS - 1), np.float32)
+    full = max(_oversampled_peaks(np.concatenate([pad, x, pad], axis=1)).max(), np.abs(x).max())
+    assert meter.dbtp == to_db(full)
