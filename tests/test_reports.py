@@ -100,3 +100,13 @@ def test_true_peak_skipping_quiet_windows_changes_nothing(rng):
     pad = np.zeros((3, _TRUE_PEAK_TAPS - 1), np.float32)
     full = max(_oversampled_peaks(np.concatenate([pad, x, pad], axis=1)).max(), np.abs(x).max())
     assert meter.dbtp == to_db(full)
+
+
+def test_info_of_an_ambix_run_gives_the_runs_loudness(tmp_path, stereo):
+    from upmix.pipeline import describe_file
+
+    out = tmp_path / "a3.wav"
+    report = upmix_file(stereo, out, format="ambix3")
+    desc = describe_file(out)
+    assert desc["format"] == "ambix3" and desc["channel_info"][0]["label"] == "ACN0"
+    assert desc["integrated_lufs"] == pytest.approx(report["integrated_lufs"], abs=0.1)
