@@ -6,9 +6,9 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import __version__
 import numpy as np
 
+from . import __version__
 from .audio import AudioWriter, BlockReader, probe
 from .dsp import to_db
 from .errors import UpmixError
