@@ -99,8 +99,7 @@ def deliver(rendered: Path, output: Path, target: Target, bits: str, delivery: D
     with AudioWriter(output, rate, target.num_channels, SUBTYPES[bits], target.channel_mask) as writer:
         def put(block: np.ndarray) -> None:
             if block.shape[1]:
-                writer.write(block)
-                after.process(block)
+                after.process(writer.write(block))
 
         for block in reader:
             scaled = block * gain

@@ -23,7 +23,7 @@ from .geometry import cartesian
 from .layouts import WAV_SPEAKER_BITS, get_layout, layout_for_mask, mask_labels
 from .master import Delivery
 from .render.renderer import SceneRenderer, file_sources
-from .render.targets import SpeakerTarget, Target, get_target
+from .render.targets import AmbisonicsTarget, SpeakerTarget, Target, get_target
 from .scene import Scene, load_path, load_scene
 
 Progress = Callable[[int, int], None]
@@ -34,20 +34,24 @@ DEFAULT_SAMPLE_RATE = 48000
 
 class SnrMeter:
     """Running SNR (dB) of a processed stream against the input it should give back (a fold-down,
-    a sum of stems), which arrives earlier: `feed` the input blocks, `check` each output block
-    (already mapped back to the input's channels; a mono input stands for each of them)."""
+    a sum of stems), which arrives earlier: `feed` the input blocks, `check` each output block as
+    written to the file (already mapped back to the input's channels; a mono input stands for each
+    of them)."""
 
     def __init__(self) -> None:
         self._pending: list[np.ndarray] = []
+        self._lock = threading.Lock()  # `feed` and `check` may run on different threads
         self.signal = self.error = 0.0
 
     def feed(self, block: np.ndarray) -> None:
-        self._pending.append(block)
+        with self._lock:
+            self._pending.append(block)
 
     def check(self, estimate: np.ndarray) -> None:
         n = estimate.shape[1]
-        ref = np.concatenate(self._pending, axis=1) if len(self._pending) > 1 else self._pending[0]
-        self._pending = [ref[:, n:]]
+        with self._lock:
+            ref = np.concatenate(self._pending, axis=1) if len(self._pending) > 1 else self._pending[0]
+            self._pending = [ref[:, n:]]
         ref = np.broadcast_to(ref[:, :n].astype(np.float64), estimate.shape)  # mono input: every channel
         self.signal += float(np.sum(ref ** 2))
         self.error += float(np.sum((estimate - ref) ** 2))
@@ -85,51 +89,46 @@ def report_path(output: Path) -> Path:
 
 def write_rendered(renderer: SceneRenderer, output: Path, target: Target, rate: int, bits: str,
                    expected: int, progress: Progress | None,
-                   also: Callable[[np.ndarray], None] | None = None,
-                   true_peak: bool = False) -> tuple[AudioWriter, SignalStats]:
-    """Stream a renderer's blocks into the output file, measuring as they pass (and handing each
-    block to `also`, on the rendering thread, when given).
+                   written: Callable[[np.ndarray], None] | None = None) -> tuple[AudioWriter, SignalStats]:
+    """Stream a renderer's blocks into the output file, measuring the samples as stored (quantised,
+    dithered, clipped: the report describes the file on disk), true peak included, and handing
+    each stored block to `written` when given.
 
     Writing and measuring run on a second thread while the next block renders (both mostly run
     outside the GIL: file writes, scipy filters), with at most a few blocks in flight.
     """
-    stats = SignalStats(rate, target.loudness_weights, true_peak)
-
-    def rendered() -> Iterator[np.ndarray]:
-        for block in renderer.blocks():
-            if also is not None:
-                also(block)
-            yield block
-
+    stats = SignalStats(rate, target.loudness_weights, true_peak=True)
     with AudioWriter(output, rate, target.num_channels, SUBTYPES[bits], target.channel_mask) as writer:
         def consume(block: np.ndarray) -> None:
-            writer.write(block)
-            stats.process(block)
+            stored = writer.write(block)
+            stats.process(stored)
+            if written is not None:
+                written(stored)
             if progress:
                 progress(writer.frames, max(expected, writer.frames))
 
-        run_beside(rendered(), consume)
+        run_beside(renderer.blocks(), consume)
     return writer, stats
 
 
 def write_delivered(renderer: SceneRenderer, output: Path, target: Target, rate: int, bits: str,
                     expected: int, progress: Progress | None, delivery: Delivery,
-                    also: Callable[[np.ndarray], None] | None = None,
+                    written: Callable[[np.ndarray], None] | None = None,
                     dialogue: LoudnessMeter | None = None
                     ) -> tuple[AudioWriter, SignalStats, dict | None, list[str]]:
     """`write_rendered`, then, when `delivery` asks for a loudness or a true-peak ceiling, a second
     pass that brings the output there (`upmix.master.deliver`; the first pass goes to a hidden
-    float file beside the output). Returns the writer, the output's measures, the delivery report
-    section (None without one) and the warnings about the written file (clipping, silence)."""
+    float file beside the output, and its stored blocks go to `written`). Returns the writer, the
+    output's measures, the delivery report section (None without one) and the warnings about the
+    written file (clipping, silence)."""
     if not delivery.active:
-        writer, stats = write_rendered(renderer, output, target, rate, bits, expected, progress, also)
+        writer, stats = write_rendered(renderer, output, target, rate, bits, expected, progress, written)
         return writer, stats, None, clip_warnings(writer)
     from .master import deliver, intermediate_path
 
     rendered = intermediate_path(output)
     try:
-        _, before = write_rendered(renderer, rendered, target, rate, "float", expected, progress, also,
-                                   true_peak=True)
+        _, before = write_rendered(renderer, rendered, target, rate, "float", expected, progress, written)
         writer, stats, section, warnings = deliver(rendered, output, target, bits, delivery, before, dialogue)
         return writer, stats, section, clip_warnings(writer) + warnings
     finally:
@@ -298,13 +297,36 @@ def _mask_weights(labels: list[str]) -> np.ndarray:
     return np.array([0.0 if lab == "LFE" else 1.41 if lab in surround else 1.0 for lab in labels])
 
 
+def ambix_report_order(path: Path, info: AudioInfo) -> int | None:
+    """The Ambisonic order of a file that upmix wrote as AmbiX, or None: (N + 1)^2 channels, no
+    speaker mask, and the JSON report beside it (`report_path`) names this file and ``ambixN``
+    as its format. (A channel count without a mask alone cannot tell AmbiX from unlabelled
+    speaker feeds.)"""
+    order = ambix_order(info)
+    try:
+        report = json.loads(report_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if order is None or not isinstance(report, dict) or Path(str(report.get("output"))).name != path.name:
+        return None
+    settings = report.get("settings")
+    spec = report.get("format") or (settings.get("format") if isinstance(settings, dict) else None)
+    return order if spec == f"ambix{order}" else None
+
+
 def describe_file(path: Path, progress: Progress | None = None) -> dict:
-    """Format, channel labels, duration, per-channel peak, true peak and loudness of an audio file."""
+    """Format, channel labels, duration, per-channel peak, true peak and loudness of an audio file
+    (an AmbiX file upmix wrote, see `ambix_report_order`, with ACN labels and its loudness on W,
+    as the report of the run that wrote it)."""
     reader = BlockReader(path)
     info = reader.info
     mask = info.channel_mask
     layout = layout_for_mask(mask, info.channels) if mask else None
-    if layout is not None:
+    ambix = ambix_report_order(path, info)
+    if ambix is not None:
+        target = AmbisonicsTarget(ambix)
+        labels, names, weights = target.labels, target.channel_names, target.loudness_weights
+    elif layout is not None:
         labels, names = layout.wav_labels, layout.channel_names
         weights = SpeakerTarget(layout).loudness_weights
     else:
@@ -325,7 +347,9 @@ def describe_file(path: Path, progress: Progress | None = None) -> dict:
         "sample_rate": info.sample_rate,
         "channels": info.channels,
         "channel_mask": None if mask is None else f"0x{mask:X}",
-        "layout": layout.display_name if layout else None,
+        "format": f"ambix{ambix}" if ambix is not None else layout.name if layout else None,
+        "layout": (f"AmbiX order {ambix} (ACN, SN3D)" if ambix is not None
+                   else layout.display_name if layout else None),
         "frames": stats.frames,
         "duration_s": round(stats.frames / info.sample_rate, 3),
         "channel_info": [{"index": i, "label": lab, "name": nm, "peak_dbfs": pk}

@@ -6,8 +6,11 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .audio import AudioWriter, BlockReader, probe
+from .dsp import to_db
 from .errors import UpmixError
 from .files import refuse_overwriting
 from .pipeline import Progress, SnrMeter, compute_threads, write_json
@@ -16,9 +19,10 @@ SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
 
 
 def _write_stems(separator, specs, reader: BlockReader, meter: SnrMeter, out_dir: Path, model: str, bits: str,
-                 progress: Progress | None) -> dict[str, AudioWriter]:
+                 progress: Progress | None) -> tuple[dict[str, AudioWriter], dict[str, np.ndarray]]:
     """Stream the separation into one writer per stem (all appear together, or none), metering
-    how the stems as written add up to the input."""
+    how the stems as written add up to the input; returns the writers and each stem's sample peak
+    per channel as written (linear, full scale 1)."""
 
     def blocks():
         for block in reader:
@@ -28,6 +32,7 @@ def _write_stems(separator, specs, reader: BlockReader, meter: SnrMeter, out_dir
 
     done = 0
     writers: dict[str, AudioWriter] = {}
+    peaks: dict[str, np.ndarray] = {}
     with ExitStack() as files, compute_threads():
         for out in separator.stream(blocks(), reader.sample_rate):
             for spec in specs:
@@ -37,10 +42,13 @@ def _write_stems(separator, specs, reader: BlockReader, meter: SnrMeter, out_dir
                                     SUBTYPES[bits]))
             stored = {spec.name: writers[spec.name].write(out[spec.name]) for spec in specs}
             meter.check(separator.mix(stored))  # the stems as written: quantised and clipped
+            for name, block in stored.items():
+                if block.shape[1]:
+                    peaks[name] = np.maximum(peaks.get(name, 0.0), np.abs(block).max(axis=1))
             done += next(iter(out.values())).shape[1]
             if progress is not None:
                 progress(done, reader.frames)
-    return writers
+    return writers, peaks
 
 
 def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", device: str = "auto",
@@ -70,7 +78,7 @@ def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", devi
     created = not out_dir.exists()
     out_dir.mkdir(exist_ok=True)
     try:  # the stems and the report appear together, or none of them
-        writers = _write_stems(separator, specs, reader, meter, out_dir, model, bits, progress)
+        writers, peaks = _write_stems(separator, specs, reader, meter, out_dir, model, bits, progress)
         written = files
         elapsed = time.perf_counter() - start
         clipped = sum(w.clipped for w in writers.values())
@@ -84,6 +92,7 @@ def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", devi
             "separator": separator.name,
             "device": str(getattr(separator, "device", device)),
             "stems": [{"name": s.name, "file": f"{s.name}.wav", "channels": writers[s.name].channels,
+                       "peak_dbfs": [to_db(p) for p in peaks.get(s.name, np.zeros(writers[s.name].channels))],
                        "azimuth_deg": s.azimuth, "elevation_deg": s.elevation, "description": s.description}
                       for s in specs if s.name in writers],
             "mix_snr_db": meter.snr_db,
