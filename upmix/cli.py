@@ -55,10 +55,15 @@ app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty
 command = functools.partial(app.command, cls=_Command)
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        raise SystemExit(_quiet_broken_pipe())  # as print() does, not rich's status 1
+
+
 def _console(stderr: bool) -> Console:
     """A rich console; off a terminal (a pipe, a file) lines are as long as they need to be,
     never wrapped at 80 columns in the middle of a value."""
-    console = Console(stderr=stderr, emoji=False)
+    console = _Console(stderr=stderr, emoji=False)
     if not console.is_terminal:
         console.width = 10_000
     return console
