@@ -133,22 +133,33 @@ def test_output_given_as_input_still_names_the_input(files):
     assert_clean_failure(run_cli("run", stereo, "-o", stereo, "-q"), "would overwrite the input")
 
 
-def test_no_wrapping_off_a_terminal(tmp_path, rng):
+def test_layouts_table_unwrapped_off_a_terminal():
     proc = run_cli("layouts", env={"COLUMNS": "80"})
     assert proc.returncode == 0, proc.stderr
-    table = proc.stdout
     for lay in json.loads(run_cli("layouts", "--json").stdout):
-        assert " ".join(lay["channels"]) in table, lay["name"]
+        assert " ".join(lay["channels"]) in proc.stdout, lay["name"]
+
+
+@pytest.fixture
+def long_folder(tmp_path):
     folder = tmp_path / ("a-folder-with-a-long-name-" * 4)
     folder.mkdir()
-    long_file = folder / "recording.wav"
+    return folder
+
+
+def test_info_unwrapped_off_a_terminal(long_folder, rng):
+    long_file = long_folder / "recording.wav"
     audio.write(long_file, rng.standard_normal((2, RATE // 10)) * 0.1, RATE, "PCM_24")
     proc = run_cli("info", long_file, env={"COLUMNS": "80"})
     assert proc.returncode == 0, proc.stderr
     assert str(long_file) in proc.stdout.splitlines()
-    proc = run_cli("batch", tmp_path / "missing.wav", "-o", folder / "out", env={"COLUMNS": "80"})
+    assert any(line.split()[0] == "format" and line.endswith(" 2 channels") for line in proc.stdout.splitlines())
+
+
+def test_batch_summary_title_unwrapped_off_a_terminal(long_folder):
+    proc = run_cli("batch", long_folder / "missing.wav", "-o", long_folder / "out", env={"COLUMNS": "80"})
     assert proc.returncode == 2
-    assert f"upmix batch: {folder / 'out'}" in proc.stderr.splitlines()
+    assert f"upmix batch: {long_folder / 'out'}" in proc.stderr.splitlines()
 
 
 @pytest.mark.parametrize("args", [["layouts", "--json"], ["layouts"]])
