@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_cli import assert_clean_failure
 
 import upmix
 from conftest import ROOT, run_cli
+from test_cli import assert_clean_failure
 from upmix import audio
 
 RATE = 48000

@@ -224,10 +224,12 @@ def render(scene: Path = typer.Argument(..., metavar="SCENE", help="Scene file (
            stems: Path | None = typer.Option(None, "--stems", help="Folder of STEM.<ext> audio files."),
            format: str | None = typer.Option(None, "--format", "-f",
                                                 help="Target: layout name/alias (7.1.4, 5.1, 4+7+0, ...), a layout "
-                                                     ".yaml file, binaural, or ambix1..ambix5. \\[default: the scene's]",
+                                                     ".yaml file, binaural, or ambix1..ambix5. "
+                                                     "\\[default: the scene's]",
                                                 show_default=False),
            sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
-                                                     help="Output rate in Hz. \\[default: the scene's, else 48000]", show_default=False),
+                                                     help="Output rate in Hz. \\[default: the scene's, else 48000]",
+                                                     show_default=False),
            bits: str | None = typer.Option(None, "--bits", help="16, 24 or float. \\[default: the scene's, else 24]",
                                            show_default=False),
            lfe: bool = typer.Option(False, "--lfe/--no-lfe",
@@ -293,7 +295,8 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
         walk: Path | None = typer.Option(None, "--walk", help="Listener keyframes (YAML) to walk through the scene."),
         doppler: bool | None = typer.Option(None, "--doppler/--no-doppler", help=DOPPLER_HELP, show_default=False),
         sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
-                                                  help="Output rate in Hz. \\[default: the scene's, else the input's; film 48000]",
+                                                  help="Output rate in Hz. "
+                                                       "\\[default: the scene's, else the input's; film 48000]",
                                                   show_default=False),
         bits: str | None = typer.Option(None, "--bits", help="16, 24 or float. \\[default: 24]", show_default=False),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -422,7 +425,8 @@ def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
                                                   "(columns: input, output, and any of the options below by "
                                                   "name, e.g. scene, format, loudness)."),
           outdir: Path = typer.Option(..., "-o", "--output", help="Output folder (the journal goes here too)."),
-          format: str | None = typer.Option(None, "--format", "-f", help="Target layout. \\[default: 7.1.4]", show_default=False),
+          format: str | None = typer.Option(None, "--format", "-f", help="Target layout. \\[default: 7.1.4]",
+                                            show_default=False),
           scene: Path | None = typer.Option(None, "--scene", help="Seat every recording on this scene."),
           preset: str = typer.Option("music", "--preset", help="music or film (see upmix run --help)."),
           width: float | None = typer.Option(None, "--width", help="Front stage half-width, degrees. "
