@@ -24,10 +24,10 @@ from .allocator import keep_freed_memory
 from .errors import UpmixError
 from .files import OutputExists
 
+# Help texts are rich markup: "\\[" prints a bracket ("[default: ...]" alone would be read as a style tag).
 DOPPLER_HELP = ("Let moving paths shift pitch (as the distance changes) or keep it. \\[default: the scene's "
                 "render.doppler, on unless it says otherwise]")
 OVERWRITE_HELP = "Replace output files that already exist (without it they stop the command)."
-
 
 
 def _flags_as_flags(params: list[click.Parameter]) -> list[click.Parameter]:
@@ -81,7 +81,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _main(version: bool = typer.Option(False, "--version", help="Print the version and exit.", callback=_show_version,
-                               is_eager=True, show_default=False)) -> None:
+                                       is_eager=True, show_default=False)) -> None:
     """Turn mono and stereo recordings into immersive audio."""
 
 
