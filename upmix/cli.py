@@ -5,28 +5,84 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
+from . import __version__
 from .allocator import keep_freed_memory
 from .errors import UpmixError
+from .files import OutputExists
 
-DOPPLER_HELP = ("Let moving paths shift pitch (as the distance changes) or keep it; default: the scene's "
-                "render.doppler, on unless it says otherwise.")
+# Help texts are rich markup: "\\[" prints a bracket ("[default: ...]" alone would be read as a style tag).
+DOPPLER_HELP = ("Let moving paths shift pitch (as the distance changes) or keep it. \\[default: the scene's "
+                "render.doppler, on unless it says otherwise]")
+OVERWRITE_HELP = "Replace output files that already exist (without it they stop the command)."
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+def _flags_as_flags(params: list[click.Parameter]) -> list[click.Parameter]:
+    """Give on/off options an empty metavar: typer's rich help prints ``<bool>`` after them
+    otherwise, as if they took a value."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Group(typer.core.TyperGroup):
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return _flags_as_flags(super().get_params(ctx))
+
+
+class _Command(typer.core.TyperCommand):
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return _flags_as_flags(super().get_params(ctx))
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Turn mono and stereo recordings into immersive audio.")
-out = Console(emoji=False)
-err = Console(stderr=True, emoji=False)
+command = functools.partial(app.command, cls=_Command)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        raise SystemExit(_quiet_broken_pipe())  # as print() does, not rich's status 1
+
+
+def _console(stderr: bool) -> Console:
+    """A rich console; off a terminal (a pipe, a file) lines are as long as they need to be,
+    never wrapped at 80 columns in the middle of a value."""
+    console = _Console(stderr=stderr, emoji=False)
+    if not console.is_terminal:
+        console.width = 10_000
+    return console
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"upmix {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", help="Print the version and exit.", callback=_show_version,
+                                       is_eager=True, show_default=False)) -> None:
+    """Turn mono and stereo recordings into immersive audio."""
 
 
 def _line(label: str, style: str, message: str) -> Text:
@@ -57,8 +113,12 @@ def handles_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except OutputExists as exc:
+            _fail(f"{exc} (give -y or --overwrite to replace it)")
         except UpmixError as exc:
             _fail(str(exc))
+        except BrokenPipeError:
+            raise typer.Exit(_quiet_broken_pipe()) from None
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             _fail(f"{where}{exc.strerror or exc}")
@@ -109,7 +169,7 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] 
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-@app.command()
+@command()
 @handles_errors
 def layouts(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """List the speaker layouts (built in, and from folders in UPMIX_LAYOUT_PATH)."""
@@ -128,7 +188,7 @@ def layouts(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
     out.print(table)
 
 
-@app.command()
+@command()
 @handles_errors
 def info(file: Path = typer.Argument(..., help="Audio file."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
@@ -157,24 +217,30 @@ def info(file: Path = typer.Argument(..., help="Audio file."),
     out.print(table)
 
 
-@app.command()
+@command()
 @handles_errors
 def render(scene: Path = typer.Argument(..., metavar="SCENE", help="Scene file (YAML), or an AmbiX file to decode."),
            output: Path = typer.Option(..., "-o", "--output", help="Output .wav or .flac file."),
            stems: Path | None = typer.Option(None, "--stems", help="Folder of STEM.<ext> audio files."),
            format: str | None = typer.Option(None, "--format", "-f",
                                                 help="Target: layout name/alias (7.1.4, 5.1, 4+7+0, ...), a layout "
-                                                     ".yaml file, binaural, or ambix1..ambix5. Default: the scene's."),
+                                                     ".yaml file, binaural, or ambix1..ambix5. "
+                                                     "\\[default: the scene's]",
+                                                show_default=False),
            sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
-                                                     help="Output rate in Hz (default: scene's, else 48000)."),
-           bits: str | None = typer.Option(None, "--bits", help="16, 24 or float (default 24)."),
+                                                     help="Output rate in Hz. \\[default: the scene's, else 48000]",
+                                                     show_default=False),
+           bits: str | None = typer.Option(None, "--bits", help="16, 24 or float. \\[default: the scene's, else 24]",
+                                           show_default=False),
            lfe: bool = typer.Option(False, "--lfe/--no-lfe",
                                     help="Feed the LFE with the 120 Hz low-passed object mix at -10 dB."),
-           hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural (default: MIT KEMAR)."),
+           hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural. \\[default: MIT KEMAR]",
+                                                 show_default=False),
            walk: Path | None = typer.Option(None, "--walk", help="Listener keyframes (YAML) to walk instead "
                                                                   "of the scene's path."),
            doppler: bool | None = typer.Option(None, "--doppler/--no-doppler", help=DOPPLER_HELP, show_default=False),
            device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+           overwrite: bool = typer.Option(False, "--overwrite", "-y", help=OVERWRITE_HELP),
            quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Render a scene's objects to a speaker layout, headphones or Ambisonics (or decode AmbiX).
 
@@ -186,39 +252,40 @@ def render(scene: Path = typer.Argument(..., metavar="SCENE", help="Scene file (
         if scene.suffix.lower() in (".yaml", ".yml"):
             report = render_scene(scene, output, stems_dir=stems, format=format, sample_rate=sample_rate,
                                   bits=bits, lfe=lfe, hrtf=_path(hrtf), walk=walk, doppler=doppler,
-                                  device=device, progress=progress)
+                                  device=device, overwrite=overwrite, progress=progress)
         else:
             report = render_ambix(scene, output, format=format or "7.1.4", sample_rate=sample_rate,
-                                  bits=bits or "24", hrtf=_path(hrtf), progress=progress)
+                                  bits=bits or "24", hrtf=_path(hrtf), overwrite=overwrite,
+                                  progress=progress)
     _warn(report["warnings"])
     if not quiet:
         _wrote(output, report["format"], report, report_path(output))
 
 
-@app.command()
+@command()
 @handles_errors
 def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo recording (any format)."),
         output: Path = typer.Option(..., "-o", "--output", help="Output .wav or .flac file."),
         format: str | None = typer.Option(None, "--format", "-f",
                                              help="Target layout (7.1.4, 5.1, 4+7+0, ... or a layout .yaml). "
-                                                  "Default: the scene's, else 7.1.4."),
+                                                  "\\[default: the scene's, else 7.1.4]", show_default=False),
         preset: str = typer.Option("music", "--preset", help="music, or film: dialogue (the centre extraction) "
                                    "to the centre, music wide across the front (--width 60), ambience and "
                                    "effects to surrounds and heights (--ambience-front 0), LFE from the "
                                    "effects' bass, 48 kHz. Options given here win."),
         width: float | None = typer.Option(None, "--width", help="Front stage half-width in degrees: where a "
                                            "hard-panned source lands (30 = the stage as recorded). "
-                                           "[default: 30; film 60]", show_default=False),
+                                           "\\[default: 30; film 60]", show_default=False),
         center: float | None = typer.Option(None, "--center", help="0..1: how much centre-panned sound (film: the "
-                                            "dialogue) moves to the centre speaker. [default: 1]",
+                                            "dialogue) moves to the centre speaker. \\[default: 1]",
                                             show_default=False),
         ambience_front: float | None = typer.Option(None, "--ambience-front",
                                                     help="0..1: share of the ambience kept in the front pair. "
-                                                         "[default: 0.2; film 0]", show_default=False),
+                                                         "\\[default: 0.2; film 0]", show_default=False),
         exact_downmix: bool = typer.Option(False, "--exact-downmix",
                                            help="Guarantee that the ITU stereo fold-down equals the input."),
         lfe: bool | None = typer.Option(None, "--lfe/--no-lfe", help="Redirect bass (< 120 Hz) to the LFE, "
-                                        "-10 dB. [default: off; film on, from the effects]", show_default=False),
+                                        "-10 dB. \\[default: off; film on, from the effects]", show_default=False),
         loudness: float | None = typer.Option(None, "--loudness", help="Normalise to this integrated loudness, "
                                               "LUFS (BS.1770-4; -23 EBU R128, -24 ATSC A/85)."),
         true_peak: float | None = typer.Option(None, "--true-peak", help="Limit the true peak to this, dBTP "
@@ -228,15 +295,19 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
         walk: Path | None = typer.Option(None, "--walk", help="Listener keyframes (YAML) to walk through the scene."),
         doppler: bool | None = typer.Option(None, "--doppler/--no-doppler", help=DOPPLER_HELP, show_default=False),
         sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
-                                                  help="Output rate in Hz (default: the input's)."),
-        bits: str | None = typer.Option(None, "--bits", help="16, 24 or float. [default: 24]", show_default=False),
+                                                  help="Output rate in Hz. "
+                                                       "\\[default: the scene's, else the input's; film 48000]",
+                                                  show_default=False),
+        bits: str | None = typer.Option(None, "--bits", help="16, 24 or float. \\[default: 24]", show_default=False),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-        hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural (default: MIT KEMAR)."),
+        hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural. \\[default: MIT KEMAR]",
+                                                 show_default=False),
         separator: str = typer.Option("auto", "--separator",
                                       help="auto (spatial for stereo, mono for mono), spatial, mono, orchestra "
                                            "(strings/woodwinds/brass/other, seated on the orchestra preset or "
                                            "the --scene's families) or demucs[:NAME]."),
         weights: Path | None = typer.Option(None, "--weights", help="Separator weights (see upmix separate)."),
+        overwrite: bool = typer.Option(False, "--overwrite", "-y", help=OVERWRITE_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Upmix a mono or stereo recording to a speaker layout, headphones or Ambisonics (AmbiX
     input is decoded)."""
@@ -254,7 +325,8 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
         report = upmix_file(source, output, format=format, options=options, exact_downmix=exact_downmix,
                             lfe=lfe, scene_file=scene, walk=walk, doppler=doppler, device=device,
                             sample_rate=sample_rate, bits=bits, hrtf=_path(hrtf), separator=separator,
-                            weights=_path(weights), preset=preset, delivery=delivery, progress=progress)
+                            weights=_path(weights), preset=preset, delivery=delivery, overwrite=overwrite,
+                            progress=progress)
     _warn(report["warnings"])
     if not quiet:
         snr = report.get("fold_down_snr_db")
@@ -262,18 +334,24 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
                "" if snr is None else f", fold-down SNR {snr:.1f} dB")
 
 
-@app.command()
+@command()
 @handles_errors
 def walk(scene: Path = typer.Argument(..., help="Scene file (YAML)."),
          output: Path = typer.Option(..., "-o", "--output", help="Output .wav or .flac file."),
          stems: Path | None = typer.Option(None, "--stems", help="Folder of STEM.<ext> audio files."),
-         path: Path | None = typer.Option(None, "--walk", help="Listener keyframes (YAML); default: the scene's path."),
-         format: str = typer.Option("binaural", "--format", "-f", help="Target (default binaural)."),
-         sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000),
-         bits: str | None = typer.Option(None, "--bits", help="16, 24 or float (default 24)."),
-         hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural (default: MIT KEMAR)."),
+         path: Path | None = typer.Option(None, "--walk", help="Listener keyframes (YAML). "
+                                                                   "\\[default: the scene's path]", show_default=False),
+         format: str = typer.Option("binaural", "--format", "-f", help="Target: a layout, binaural or ambix1..ambix5."),
+         sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
+                                                  help="Output rate in Hz. \\[default: the scene's, else 48000]",
+                                                  show_default=False),
+         bits: str | None = typer.Option(None, "--bits", help="16, 24 or float. \\[default: the scene's, else 24]",
+                                           show_default=False),
+         hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural. \\[default: MIT KEMAR]",
+                                                 show_default=False),
          doppler: bool | None = typer.Option(None, "--doppler/--no-doppler", help=DOPPLER_HELP, show_default=False),
          device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+         overwrite: bool = typer.Option(False, "--overwrite", "-y", help=OVERWRITE_HELP),
          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Walk through a scene: render it as heard by a listener moving along a path."""
     from .pipeline import render_scene, report_path
@@ -282,20 +360,22 @@ def walk(scene: Path = typer.Argument(..., help="Scene file (YAML)."),
     with _progress("walking", not quiet) as progress:
         report = render_scene(scene, output, stems_dir=stems, format=format, sample_rate=sample_rate, bits=bits,
                               hrtf=_path(hrtf), walk=path, doppler=doppler, require_path=True, device=device,
-                              progress=progress)
+                              overwrite=overwrite, progress=progress)
     _warn(report["warnings"])
     if not quiet:
         _wrote(output, report["format"], report, report_path(output))
 
 
-@app.command()
+@command()
 @handles_errors
 def binauralize(source: Path = typer.Argument(..., metavar="INPUT", help="Speaker-layout file (e.g. 7.1.4 WAV)."),
                 output: Path = typer.Option(..., "-o", "--output", help="Output .wav or .flac file (2 channels)."),
                 layout: str | None = typer.Option(None, "--layout",
                                                   help="Layout of the input, when its channel mask does not say."),
-                hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set (default: MIT KEMAR)."),
+                hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set. \\[default: MIT KEMAR]",
+                                                  show_default=False),
                 bits: str = typer.Option("24", "--bits", help="16, 24 or float."),
+                overwrite: bool = typer.Option(False, "--overwrite", "-y", help=OVERWRITE_HELP),
                 quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Play a speaker-layout file on headphones: every channel becomes a virtual speaker."""
     from .pipeline import binauralize as job
@@ -303,13 +383,14 @@ def binauralize(source: Path = typer.Argument(..., metavar="INPUT", help="Speake
 
     _check_choices(bits, "auto")
     with _progress("binauralizing", not quiet) as progress:
-        report = job(source, output, layout=layout, hrtf=_path(hrtf), bits=bits, progress=progress)
+        report = job(source, output, layout=layout, hrtf=_path(hrtf), bits=bits, overwrite=overwrite,
+                     progress=progress)
     _warn(report["warnings"])
     if not quiet:
         _wrote(output, f"binaural from {report['input_layout']}", report, report_path(output))
 
 
-@app.command()
+@command()
 @handles_errors
 def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo recording (any format)."),
              output: Path = typer.Option(..., "-o", "--output", help="Folder for the stems (made if missing)."),
@@ -320,6 +401,7 @@ def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or s
                                                                            "demucs: a folder of its weights."),
              bits: str = typer.Option("24", "--bits", help="16, 24 or float."),
              device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+             overwrite: bool = typer.Option(False, "--overwrite", "-y", help=OVERWRITE_HELP),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Separate a recording into stems (one WAV each, adding back up to the input) and a report."""
     from .separate import separate_file
@@ -327,7 +409,7 @@ def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or s
     _check_choices(bits, device)
     with _progress("separating", not quiet) as progress:
         report = separate_file(source, output, model=model, device=device, weights=_path(weights), bits=bits,
-                               progress=progress)
+                               overwrite=overwrite, progress=progress)
     _warn(report["warnings"])
     if not quiet:
         names = ", ".join(s["name"] for s in report["stems"])
@@ -336,26 +418,33 @@ def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or s
                   markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command()
+@command()
 @handles_errors
 def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
                                              help="Audio files, folders (searched recursively) or CSV manifests "
                                                   "(columns: input, output, and any of the options below by "
                                                   "name, e.g. scene, format, loudness)."),
           outdir: Path = typer.Option(..., "-o", "--output", help="Output folder (the journal goes here too)."),
-          format: str | None = typer.Option(None, "--format", "-f", help="Target layout (default: 7.1.4)."),
+          format: str | None = typer.Option(None, "--format", "-f", help="Target layout. \\[default: 7.1.4]",
+                                            show_default=False),
           scene: Path | None = typer.Option(None, "--scene", help="Seat every recording on this scene."),
           preset: str = typer.Option("music", "--preset", help="music or film (see upmix run --help)."),
-          width: float | None = typer.Option(None, "--width", help="Front stage half-width, degrees."),
-          center: float | None = typer.Option(None, "--center", help="0..1 centre extraction strength."),
-          ambience_front: float | None = typer.Option(None, "--ambience-front", help="0..1 ambience kept in front."),
-          lfe: bool | None = typer.Option(None, "--lfe/--no-lfe", help="Bass to the LFE.", show_default=False),
+          width: float | None = typer.Option(None, "--width", help="Front stage half-width, degrees. "
+                                            "\\[default: 30; film 60]", show_default=False),
+          center: float | None = typer.Option(None, "--center", help="0..1 centre extraction strength. \\[default: 1]",
+                                             show_default=False),
+          ambience_front: float | None = typer.Option(None, "--ambience-front",
+                                                     help="0..1 ambience kept in front. \\[default: 0.2; film 0]",
+                                                     show_default=False),
+          lfe: bool | None = typer.Option(None, "--lfe/--no-lfe", help="Bass to the LFE. \\[default: off; film on]",
+                                  show_default=False),
           exact_downmix: bool = typer.Option(False, "--exact-downmix", help="Fold-down equals the input."),
           loudness: float | None = typer.Option(None, "--loudness", help="Integrated loudness target, LUFS."),
           true_peak: float | None = typer.Option(None, "--true-peak", help="True-peak ceiling, dBTP."),
           sample_rate: int | None = typer.Option(None, "--sample-rate", "-r", min=8000, max=384000,
-                                                 help="Output rate in Hz."),
-          bits: str | None = typer.Option(None, "--bits", help="16, 24 or float. [default: 24]", show_default=False),
+                                                 help="Output rate in Hz. \\[default: the input's; film 48000]",
+                                                 show_default=False),
+          bits: str | None = typer.Option(None, "--bits", help="16, 24 or float. \\[default: 24]", show_default=False),
           separator: str = typer.Option("auto", "--separator", help="As for upmix run."),
           device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
           jobs: int = typer.Option(1, "--jobs", "-j", help="Files converted at once."),
@@ -380,7 +469,8 @@ def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
         summary = run_batch(job_list, outdir, engine=engine, workers=jobs, address=address, rejected=rejected,
                             progress=progress)
     _warn(summary.warnings)
-    table = Table(title=Text(f"upmix batch: {outdir}"), show_edge=False)
+    err.print(Text(f"upmix batch: {outdir}", style="italic"), soft_wrap=True)  # not a table title: wrapped there
+    table = Table(show_edge=False)
     for col in ("converted", "skipped (done before)", "failed", "time"):
         table.add_column(col, justify="right")
     table.add_row(str(len(summary.done)), str(len(summary.skipped)), str(len(summary.failed)),
@@ -455,11 +545,22 @@ def _wrote(output: Path, what: str, report: dict, report_file: Path, extra: str 
               f"{report['realtime_factor']}x real time", markup=False, highlight=False, soft_wrap=True)
 
 
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (``upmix layouts | head -1``): send later writes and
+    the final flush to /dev/null, and return the exit status of a Unix tool killed by SIGPIPE
+    (141), to stop quietly as they do."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
+
+
 def main() -> None:
     """Console-script entry point (SIGTERM and SIGHUP stop a command as Ctrl-C does)."""
     keep_freed_memory()
     _catch_termination()
-    app(prog_name="upmix")
+    try:
+        app(prog_name="upmix")
+    except BrokenPipeError:
+        sys.exit(_quiet_broken_pipe())
 
 
 if __name__ == "__main__":

@@ -27,12 +27,22 @@ def temporary_sibling(path: Path) -> Path:
     return Path(tmp)
 
 
-def refuse_overwriting(outputs: Iterable[Path], inputs: Mapping[str, str | Path | None]) -> None:
+class OutputExists(UpmixError):
+    """An output is already there and the caller did not allow replacing it."""
+
+
+def refuse_overwriting(outputs: Iterable[Path], inputs: Mapping[str, str | Path | None],
+                       overwrite: bool = True) -> None:
     """Raise UpmixError, naming the output and the input, when a job's output is one of its inputs
     (``{what: path}``; None is skipped): the same path once links are resolved, or a hard link to
-    the same file. Call it before anything is written."""
+    the same file. Without `overwrite`, raise OutputExists for an output that already exists.
+    Call it before anything is written."""
+    outputs = list(map(Path, outputs))
     given = [(what, Path(path)) for what, path in inputs.items() if path is not None]
-    for out in map(Path, outputs):
+    for out in outputs:
         for what, path in given:
             if out.resolve() == path.resolve() or (out.exists() and path.exists() and os.path.samefile(out, path)):
                 raise UpmixError(f"would overwrite the {what} ({path})", out)
+    for out in outputs:
+        if not overwrite and (out.exists() or out.is_symlink()):
+            raise OutputExists("already exists", out)

@@ -238,8 +238,9 @@ def render_scene(scene_file: Path, output: Path, *, stems_dir: Path | None = Non
                  format: str | None = None, sample_rate: int | None = None, bits: str | None = None,
                  lfe: bool = False, hrtf: str | None = None, walk: Path | None = None,
                  doppler: bool | None = None, require_path: bool = False, device: str = "auto",
-                 progress: Progress | None = None) -> dict:
+                 overwrite: bool = True, progress: Progress | None = None) -> dict:
     """Render a scene file to an audio file plus a JSON report beside it; returns the report.
+    Without `overwrite`, an existing output or report stops it (files.OutputExists).
 
     `hrtf` is a SOFA file for binaural output (default: the bundled KEMAR set); `walk` a file of
     listener keyframes that replaces the scene's path; `require_path` makes a scene without one an
@@ -261,7 +262,8 @@ def render_scene(scene_file: Path, output: Path, *, stems_dir: Path | None = Non
     readers = file_sources(scene, stems_dir, rate)
     refuse_overwriting([output, report_path(output)],
                        {"scene file": scene_file, "walk file": walk, "HRTF file": hrtf,
-                        **{f"audio of object {o.name!r}": r.path for o, r in zip(scene.objects, readers)}})
+                        **{f"audio of object {o.name!r}": r.path for o, r in zip(scene.objects, readers)}},
+                       overwrite)
     renderer = scene_renderer(scene, target, rate, readers, lfe=lfe, device=device)
     with compute_threads():
         writer, stats = write_rendered(renderer, output, target, rate, bits, renderer.frames, progress)
@@ -370,9 +372,11 @@ def ambix_order(info: AudioInfo) -> int | None:
 
 def render_ambix(source: Path, output: Path, *, format: str, order: int | None = None,
                  sample_rate: int | None = None, bits: str = "24", hrtf: str | None = None,
-                 delivery: Delivery | None = None, progress: Progress | None = None) -> dict:
+                 delivery: Delivery | None = None, overwrite: bool = True,
+                 progress: Progress | None = None) -> dict:
     """Decode an AmbiX file (ACN, SN3D) to a speaker layout, binaural or another order (at a
-    `delivery` loudness and true-peak ceiling when given)."""
+    `delivery` loudness and true-peak ceiling when given). Without `overwrite`, an existing
+    output or report stops it (files.OutputExists)."""
     from .render.ambisonics import AMBIX_ORDERS, AmbixRenderer
 
     start = time.perf_counter()
@@ -381,7 +385,7 @@ def render_ambix(source: Path, output: Path, *, format: str, order: int | None =
     if order is None or reader.channels != (order + 1) ** 2:
         raise UpmixError(f"has {reader.channels} channels; AmbiX files have 4, 9, 16, 25 or 36 "
                          "(orders 1 to 5)", source)
-    refuse_overwriting([output, report_path(output)], {"input": source, "HRTF file": hrtf})
+    refuse_overwriting([output, report_path(output)], {"input": source, "HRTF file": hrtf}, overwrite)
     target = get_target(format, hrtf)
     rate = reader.sample_rate
     with compute_threads():
@@ -400,9 +404,10 @@ def render_ambix(source: Path, output: Path, *, format: str, order: int | None =
 
 
 def binauralize(source: Path, output: Path, *, layout: str | None = None, hrtf: str | None = None,
-                bits: str = "24", progress: Progress | None = None) -> dict:
+                bits: str = "24", overwrite: bool = True, progress: Progress | None = None) -> dict:
     """Render a speaker-layout file for headphones: every channel becomes a virtual speaker in its
-    direction (LFE channels in front, all around the head, +10 dB as on playback)."""
+    direction (LFE channels in front, all around the head, +10 dB as on playback). Without
+    `overwrite`, an existing output or report stops it (files.OutputExists)."""
     from .render.renderer import StemStream
     from .render.targets import BinauralTarget
     from .scene import RenderSettings, Scene, SceneObject
@@ -417,7 +422,7 @@ def binauralize(source: Path, output: Path, *, layout: str | None = None, hrtf: 
                          "give --layout", source)
     if lay.num_channels != info.channels:
         raise UpmixError(f"has {info.channels} channels but layout {lay.name} has {lay.num_channels}", source)
-    refuse_overwriting([output, report_path(output)], {"input": source, "HRTF file": hrtf})
+    refuse_overwriting([output, report_path(output)], {"input": source, "HRTF file": hrtf}, overwrite)
     objects = tuple(
         SceneObject(name=s.name, stem=s.name, position=(0.0, 1.0, 0.0), gain_db=10.0, width=360.0) if s.is_lfe
         else SceneObject(name=s.name, stem=s.name, position=tuple(cartesian(s.azimuth, s.elevation, 1.0)))

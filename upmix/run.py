@@ -67,8 +67,10 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
                walk: Path | None = None, doppler: bool | None = None, device: str = "auto",
                sample_rate: int | None = None, bits: str | None = None, hrtf: str | None = None,
                separator: str = "auto", weights: str | None = None, preset: str = "music",
-               delivery: Delivery | None = None, progress: Progress | None = None) -> dict:
+               delivery: Delivery | None = None, overwrite: bool = True,
+               progress: Progress | None = None) -> dict:
     """Upmix a mono or stereo file to a layout (the `upmix run` job); returns the report.
+    Without `overwrite`, an existing output or report stops it (files.OutputExists).
 
     `preset` (`upmix.placement.PRESETS`) gives the defaults of `options`, `lfe`, `sample_rate`
     and `bits`; `delivery` a loudness target and true-peak ceiling (`upmix.master`), measured
@@ -93,7 +95,7 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
     if ambix_order(info) and info.channels > 2:  # an Ambisonic recording: decode it, nothing to separate
         return render_ambix(source, output, format=format or DEFAULT_FORMAT,
                             sample_rate=sample_rate or chosen.sample_rate, bits=bits or chosen.bits, hrtf=hrtf,
-                            delivery=delivery, progress=progress)
+                            delivery=delivery, overwrite=overwrite, progress=progress)
     if info.channels > 2:
         raise UpmixError(f"upmix run takes mono, stereo or AmbiX input; this file has {info.channels} channels",
                          source)
@@ -110,7 +112,8 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
     scene_objects = scene.objects if scene is not None else ()
     refuse_overwriting([output, report_path(output)],
                        {"input": source, "scene file": scene_file, "walk file": walk, "HRTF file": hrtf,
-                        "weights": weights, **{f"file of object {o.name!r}": o.file for o in scene_objects}})
+                        "weights": weights, **{f"file of object {o.name!r}": o.file for o in scene_objects}},
+                       overwrite)
     mono = separator == "mono" or info.channels == 1 or (separator == "auto" and is_dual_mono(source))
     speakers = isinstance(target, SpeakerTarget)
     from .separation import get_separator, upmix_separator  # imports torch (seconds): only once the input is good

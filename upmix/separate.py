@@ -52,9 +52,11 @@ def _write_stems(separator, specs, reader: BlockReader, meter: SnrMeter, out_dir
 
 
 def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", device: str = "auto",
-                  weights: str | None = None, bits: str = "24", progress: Progress | None = None) -> dict:
+                  weights: str | None = None, bits: str = "24", overwrite: bool = True,
+                  progress: Progress | None = None) -> dict:
     """Separate `source` into one file per stem in `out_dir` (``<stem>.wav``) plus
-    ``separation.json``; returns the report. Nothing is left in `out_dir` when it fails."""
+    ``separation.json``; returns the report. Nothing is left in `out_dir` when it fails. Without
+    `overwrite`, existing stems or report stop it (files.OutputExists) before anything is written."""
     start = time.perf_counter()
     info = probe(source)
     if info.channels > 2:
@@ -70,7 +72,7 @@ def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", devi
     separator = get_separator(model, device=device, weights=weights)
     specs = separator.specs()
     refuse_overwriting([out_dir / f"{s.name}.wav" for s in specs] + [out_dir / "separation.json"],
-                       {"input": source, "weights": weights})
+                       {"input": source, "weights": weights}, overwrite)
     reader = BlockReader(source)
     meter = SnrMeter()
     files = [out_dir / f"{spec.name}.wav" for spec in specs]
