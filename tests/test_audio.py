@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from conftest import require_ffmpeg
-from upmix import audio
+from upmix import audio, dsp
 from upmix.errors import UpmixError
 from upmix.layouts import get_layout, list_layouts
 
@@ -113,8 +113,8 @@ def test_16_bit_clipping_is_counted(tmp_path):
 @pytest.mark.parametrize("rates", [(44100, 48000), (48000, 44100), (22050, 48000), (96000, 48000)])
 def test_stream_resampler_equals_whole_signal(rng, rates):
     x = rng.standard_normal((2, 50011))
-    whole = audio.resample(x, *rates)
-    r = audio.StreamResampler(*rates)
+    whole = dsp.resample(x, *rates)
+    r = dsp.StreamResampler(*rates)
     parts, pos = [], 0
     while pos < x.shape[1]:
         n = int(rng.integers(1, 9000))
@@ -131,7 +131,7 @@ def test_stream_resampler_equals_whole_signal(rng, rates):
 def test_resampling_is_clean(freq, rates):
     """Sines resampled match the ideal sine at the new rate to better than -90 dB."""
     t_in = np.arange(rates[0]) / rates[0]
-    y = audio.resample(np.sin(2 * np.pi * freq * t_in)[None], *rates)[0]
+    y = dsp.resample(np.sin(2 * np.pi * freq * t_in)[None], *rates)[0]
     t_out = np.arange(len(y)) / rates[1]
     mid = slice(2000, -2000)
     err = y[mid] - np.sin(2 * np.pi * freq * t_out)[mid]

@@ -7,7 +7,7 @@ import torch
 
 from conftest import run_cli
 from upmix import audio
-from upmix.audio import resample
+from upmix.dsp import resample
 from upmix.errors import UpmixError
 from upmix.geometry import cartesian
 from upmix.pipeline import binauralize, render_scene

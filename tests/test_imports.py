@@ -100,6 +100,19 @@ def test_no_import_cycles():
         pytest.fail(f"import cycle: {' -> '.join(e.args[1])}")
 
 
+def test_no_private_names_cross_modules():
+    """No module of the packages imports another module's private (underscored) names: what one
+    module needs of another is public there (``moving`` imported ``renderer._DelayedSource``)."""
+    crossing = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] in PACKAGES):
+                    crossing += [f"{module_name(path)}: {a.name}" for a in node.names
+                                 if a.name.startswith("_") and not a.name.startswith("__")]
+    assert crossing == []
+
+
 def test_runtime_tests_never_import_training():
     """The runtime suite (tests/ outside tests/training/) imports neither `training` nor the training
     tests' helpers, so it runs where the training packages and their Debian banks are absent."""

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from upmix.audio import resample
+from upmix.dsp import resample
 from upmix.errors import UpmixError
 
 from .npm import download, tarball_url

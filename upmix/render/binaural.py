@@ -29,8 +29,8 @@ import scipy.fft
 import scipy.spatial
 import torch
 
-from ..audio import resample
 from ..cache import cached_arrays
+from ..dsp import resample
 from ..errors import UpmixError
 from ..geometry import cartesian, from_sofa_cartesian, normalise
 from .delaylines import DelayLines

@@ -35,7 +35,7 @@ from ..stft import resolve_device
 from .binaural import MOVE_BLOCK, MovingBinaural
 from .convolution import PartitionedConvolver
 from .delaylines import DelayLines
-from .renderer import Beds, Source, _DelayedSource
+from .renderer import Beds, DelayedSource, Source
 from .room import RoomAcoustics, acoustics, early_responses, images, tail_response
 from .targets import AmbisonicsTarget, BinauralTarget, Target
 
@@ -226,7 +226,7 @@ class SpatialRenderer:
         rate, dev, target = self.sample_rate, self.device, self.target
         obj = self.voice_object
         n_voices, n_ch = len(obj), target.num_channels
-        readers = [_DelayedSource(s, 0, 2 if np.count_nonzero(obj == k) == 2 else 1)
+        readers = [DelayedSource(s, 0, 2 if np.count_nonzero(obj == k) == 2 else 1)
                    for k, s in enumerate(self._sources)]
         binaural = isinstance(target, BinauralTarget)
         mono = (self._level[obj] / np.bincount(obj)[obj]).astype(np.float32)  # voice -> its object's mono mix

@@ -137,7 +137,7 @@ class ObjectPlan:
                 "stereo_image": self.voices == 2, "diffuse": self.obj.diffuse}
 
 
-class _DelayedSource:
+class DelayedSource:
     """An object's audio as `voices` channels (1 = mean of the file's channels), delayed by a
     whole number of samples."""
 
@@ -270,7 +270,7 @@ class SceneRenderer:
         """Rendered (channels, frames) float32 blocks until every source has ended and the
         filters have rung out."""
         rate, plans = self.sample_rate, self.plans
-        sources = [_DelayedSource(r, p.delay, p.voices) for r, p in zip(self._readers, plans)]
+        sources = [DelayedSource(r, p.delay, p.voices) for r, p in zip(self._readers, plans)]
         directions = np.concatenate([p.voice_directions for p in plans])
         widths = np.concatenate([p.voice_widths for p in plans])
         direct = np.concatenate([np.full(p.voices, p.gain * np.sqrt(1 - p.obj.diffuse)) for p in plans])

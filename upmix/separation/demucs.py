@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import resample
+from ..dsp import resample
 from ..errors import UpmixError
 from ..stft import resolve_device
 from .base import StemSpec, add_up
