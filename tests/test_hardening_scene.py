@@ -73,7 +73,7 @@ def test_alias_bomb_in_layout_file(tmp_path, stems):
 @pytest.mark.parametrize("name, fragment", [
     ("&n [*n]", "alias refers to the node that contains it"),
     ("[" * 100_000 + "]" * 100_000, "not valid YAML"),
-])
+], ids=["self-alias", "deep-nesting"])
 def test_endless_and_deep_documents(tmp_path, stems, name, fragment):
     render_fails(tmp_path, stems, f"name: {name}\nobjects:\n  - {{stem: a, position: [0, 1, 0]}}\n",
                  "scene.yaml", fragment)
