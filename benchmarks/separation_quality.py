@@ -28,11 +28,12 @@ import torch
 from training.data import FAMILIES, SAMPLE_RATE, default_notes_path, fixed_set, scored_stems
 from upmix.analysis import pan_gains, sdr, si_sdr, stereo_azimuth
 from upmix.layouts import Layout, Speaker
-from upmix.placement import AMBIENCE_SEATS, Stage, StageOptions
+from upmix.seating import AMBIENCE_SEATS
 from upmix.separation import SpatialSeparator
 from upmix.separation.model import ModelConfig
 from upmix.separation.orchestra import OrchestraSeparator, default_weights
 from upmix.separation.transforms import Geometry
+from upmix.stage import Stage, StageOptions
 
 TARGET_DB = 6.0
 """The acceptance target: mean SI-SDR improvement over the four stems on this test, dB."""

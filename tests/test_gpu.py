@@ -8,8 +8,8 @@ from upmix import audio
 from upmix.analysis import protocol_signal, sdr
 from upmix.layouts import get_layout
 from upmix.pipeline import render_scene
-from upmix.placement import Stage, StageOptions
 from upmix.separation import MonoSeparator, SpatialSeparator
+from upmix.stage import Stage, StageOptions
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

@@ -14,11 +14,11 @@ from upmix import audio
 from upmix.analysis import sdr
 from upmix.errors import UpmixError
 from upmix.layouts import get_layout
-from upmix.placement import Stage, StageOptions
 from upmix.separation import SEPARATORS, get_separator
 from upmix.separation.chunked import CHUNK_S, OVERLAP_S
 from upmix.separation.model import consistent
 from upmix.separation.orchestra import OrchestraSeparator, default_weights, load_model
+from upmix.stage import Stage, StageOptions
 
 EXAMPLE = ROOT / "examples/string_quartet/quartet_stereo.flac"
 
@@ -202,8 +202,8 @@ def test_run_seats_the_families_on_the_orchestra(tmp_path):
 
 
 def test_families_sit_where_their_sections_are():
-    from upmix.placement import seat_families
     from upmix.scene import load_scene
+    from upmix.seating import seat_families
 
     scene = load_scene(ROOT / "layouts/scenes/orchestra.yaml")
     specs = OrchestraSeparator(device="cpu").specs()

@@ -10,10 +10,10 @@ from conftest import run_cli
 from upmix import audio
 from upmix.analysis import measure, protocol_signal
 from upmix.layouts import get_layout
-from upmix.placement import Stage, StageOptions, stereo_azimuth
 from upmix.render.downmix import fold_down_gains
 from upmix.run import upmix_file
 from upmix.separation import MonoSeparator, SpatialSeparator
+from upmix.stage import Stage, StageOptions, stereo_azimuth
 
 RATE = 48000
 

@@ -398,8 +398,8 @@ def convert(job: Job, threads: int, progress: Callable[[int, int], None] | None 
     os.environ["UPMIX_THREADS"] = str(threads)
     start = time.perf_counter()
     try:
+        from .jobs.presets import get_preset
         from .master import Delivery
-        from .placement import get_preset
         from .run import upmix_file
 
         s = job.settings

@@ -311,9 +311,9 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Upmix a mono or stereo recording to a speaker layout, headphones or Ambisonics (AmbiX
     input is decoded)."""
+    from .jobs.presets import get_preset
     from .master import Delivery
     from .pipeline import report_path
-    from .placement import get_preset
     from .run import upmix_file
 
     _check_choices(bits, device)
@@ -454,8 +454,8 @@ def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
     """Upmix many files: resumable (a journal in the output folder; a rerun skips what is done),
     atomic outputs, one bad file reported and skipped. Exit status 2 when any file failed."""
     from .batch import collect_jobs, run_batch
+    from .jobs.presets import get_preset
     from .master import Delivery
-    from .placement import get_preset
 
     _check_choices(bits, device)
     get_preset(preset).options(width, center, ambience_front)  # bad values stop here, not in every job

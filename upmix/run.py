@@ -12,6 +12,7 @@ from .audio import BlockReader, probe
 from .dsp import LoudnessMeter
 from .errors import UpmixError
 from .files import refuse_overwriting
+from .jobs.presets import get_preset
 from .layouts import get_layout, presets_dir
 from .master import Delivery
 from .pipeline import (
@@ -27,20 +28,12 @@ from .pipeline import (
     write_delivered,
     write_json,
 )
-from .placement import (
-    STEREO_HALF_ANGLE,
-    Stage,
-    StageOptions,
-    get_preset,
-    scene_layout,
-    seat_ambience,
-    seat_families,
-    stage_scene,
-)
 from .render.downmix import fold_down_matrix
 from .render.renderer import StemStream, file_source
 from .render.targets import SpeakerTarget, get_target
 from .scene import load_scene
+from .seating import scene_layout, seat_ambience, seat_families, stage_scene
+from .stage import STEREO_HALF_ANGLE, Stage, StageOptions
 
 DEFAULT_FORMAT = "7.1.4"
 """Target of `upmix run` when neither --format nor the scene gives one."""
@@ -72,7 +65,7 @@ def upmix_file(source: Path, output: Path, *, format: str | None = None, options
     """Upmix a mono or stereo file to a layout (the `upmix run` job); returns the report.
     Without `overwrite`, an existing output or report stops it (files.OutputExists).
 
-    `preset` (`upmix.placement.PRESETS`) gives the defaults of `options`, `lfe`, `sample_rate`
+    `preset` (`upmix.jobs.presets.PRESETS`) gives the defaults of `options`, `lfe`, `sample_rate`
     and `bits`; `delivery` a loudness target and true-peak ceiling (`upmix.master`), measured
     dialogue-gated in the film preset (the centre extraction is the dialogue stem).
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UpmixError
-from ..placement import Stage
+from ..stage import Stage
 from .base import Separator, Stems, StemSpec, add_up
 from .mono import MonoSeparator
 from .spatial import SpatialSeparator
@@ -45,7 +45,7 @@ def get_separator(name: str, *, stage: Stage | None = None, device: str = "auto"
     if name in UPMIX_SEPARATORS:
         if stage is None:
             from ..layouts import get_layout
-            from ..placement import StageOptions
+            from ..stage import StageOptions
 
             stage = Stage(get_layout("7.1.4"), StageOptions())
         return upmix_separator(name, stage, device, exact_downmix=True)

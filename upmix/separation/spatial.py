@@ -11,7 +11,7 @@ decorrelated sound both end up in the ambience.
 
 The primary part of each bin is projected onto its panning direction (a mono "virtual source" per
 bin, like the azimuth discrimination of ADRess, Barry et al. 2004, but continuous) and re-panned
-by `upmix.placement.Stage`: to the stage azimuth its stereo energy vector maps to, or to the centre
+by `upmix.stage.Stage`: to the stage azimuth its stereo energy vector maps to, or to the centre
 speaker when it is panned to the middle. The rest of the bin, left and right, is the ambience,
 spread decorrelated over the side, back and height speakers.
 """
@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from ..placement import STEREO_HALF_ANGLE, Stage
+from ..stage import STEREO_HALF_ANGLE, Stage
 from ..stft import smooth_bins, smooth_frames, time_constant
 from .staged import Bus, StagedSeparator
 

@@ -2,7 +2,7 @@
 
 Both work in the STFT domain (torch, CPU or CUDA) and produce two kinds of output:
 
-- *direct* stems, one per destination speaker of the target's stage (`upmix.placement.Stage`):
+- *direct* stems, one per destination speaker of the target's stage (`upmix.stage.Stage`):
   per-bin re-panned spectra, resynthesised by overlap-add;
 - *bus* signals (e.g. the left and right ambience) that are resynthesised once and then spread,
   through mutually decorrelated all-pass filters, over several destinations with energy shares.
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..dsp import BlockConvolver, decorrelation_filters
-from ..placement import Stage
+from ..stage import Stage
 from ..stft import StreamingISTFT, StreamingSTFT, resolve_device
 from .base import Separator, Stems, StemSpec
 

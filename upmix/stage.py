@@ -1,4 +1,4 @@
-"""Where upmixed sound goes: the stage rules that map a stereo recording onto a speaker layout.
+"""The stereo stage: the rules that map a stereo recording onto a speaker layout.
 
 The recorded stereo stage (a source amplitude-panned between speakers at +-30 degrees) is mapped
 onto a front stage of +-``width`` degrees: a direct sound whose stereo energy vector points at
@@ -19,18 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import UpmixError
-from .geometry import cartesian
 from .layouts import Layout
 from .render.downmix import fold_down_gains
-from .scene import RenderSettings, Scene, SceneObject
-
-if TYPE_CHECKING:
-    from .separation.base import StemSpec
 
 CENTRE_FULL_DEG = 1.5
 """Stereo azimuths (degrees) up to which direct sound counts as fully centre-panned."""
@@ -62,53 +56,6 @@ class StageOptions:
             raise UpmixError(f"--center must be between 0 and 1, not {self.center:g}")
         if not 0.0 <= self.ambience_front <= 1.0:
             raise UpmixError(f"--ambience-front must be between 0 and 1, not {self.ambience_front:g}")
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Defaults of `upmix run` for a kind of programme; options given on the command line win.
-
-    Attributes:
-        name: ``music`` or ``film``.
-        stage: placement settings.
-        lfe: feed the LFE; `lfe_from_ambience` limits it to the ambience (effects) stems' bass.
-        lfe_from_ambience: see `lfe`.
-        sample_rate: output rate in Hz (None: the input's).
-        bits: output sample format.
-    """
-
-    name: str
-    stage: StageOptions
-    lfe: bool = False
-    lfe_from_ambience: bool = False
-    sample_rate: int | None = None
-    bits: str = "24"
-
-    def options(self, width: float | None = None, center: float | None = None,
-                ambience_front: float | None = None) -> StageOptions:
-        """The preset's placement settings with those given (not None) instead."""
-        from dataclasses import replace
-
-        given = {"width": width, "center": center, "ambience_front": ambience_front}
-        return replace(self.stage, **{k: v for k, v in given.items() if v is not None})
-
-
-PRESETS = {
-    "music": Preset("music", StageOptions()),
-    # film: dialogue (centre-panned direct sound) to the centre speaker, the music's stereo stage
-    # widened to +-60 degrees across the front and wide speakers, all ambience and effects to the
-    # surrounds and heights, the LFE from the effects' bass; 48 kHz / 24-bit delivery
-    "film": Preset("film", StageOptions(width=60.0, center=1.0, ambience_front=0.0), lfe=True,
-                   lfe_from_ambience=True, sample_rate=48000),
-}
-"""The presets of ``upmix run --preset``."""
-
-
-def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise UpmixError(f"unknown preset {name!r}; choose {', '.join(PRESETS)}") from None
 
 
 @dataclass(frozen=True)
@@ -258,87 +205,3 @@ class Stage:
                                  "carry the exact downmix")
             return min(cands, key=lambda i: abs(self.dests[i].azimuth - az))
         return nearest(30.0, 1), nearest(-30.0, -1)
-
-
-def stage_scene(stems: list[StemSpec], name: str = "upmix stage") -> Scene:
-    """A scene with every stem on its suggested direction, 1 m from a listener at the origin,
-    at unity gain and without propagation delay, so each stem lands exactly on its speaker."""
-    objects = tuple(SceneObject(name=s.name, stem=s.name,
-                                position=tuple(float(c) for c in cartesian(s.azimuth, s.elevation, 1.0)))
-                    for s in stems)
-    return Scene(objects=objects, render=RenderSettings(reference_distance=1.0, near_field=0.1,
-                                                        propagation_delay=False), name=name)
-
-
-AMBIENCE_SEATS = (("ambience-left", 110.0), ("ambience-right", -110.0))
-"""Virtual places that take a recording's ambience when it is seated on a scene."""
-
-
-def scene_layout(scene: Scene) -> Layout:
-    """A virtual layout for seating a stereo recording on a scene: one 'speaker' per stem, at the
-    stereo azimuth a recording made from the listener's starting place would give it (the stems'
-    azimuths as seen from there, spread linearly over +-30 degrees, stage left to the left), plus
-    the two ambience places of `AMBIENCE_SEATS`."""
-    from .geometry import relative_direction
-    from .layouts import Speaker
-
-    start = scene.listener.path[0] if scene.listener.path else None
-    position = start.position if start else scene.listener.position
-    yaw = start.yaw if start else scene.listener.yaw
-    stems: dict[str, list[float]] = {}
-    for o in scene.objects:
-        if o.stem is not None:
-            az, _, _ = relative_direction(o.position, position, yaw)
-            stems.setdefault(o.stem, []).append(float(az))
-    if not stems:
-        raise UpmixError("the scene has no objects with a stem to seat the recording on", scene.source)
-    mean = {name: float(np.mean(a)) for name, a in stems.items()}
-    lo, hi = min(mean.values()), max(mean.values())
-    span = hi - lo
-
-    def stereo(az: float) -> float:
-        return 0.0 if span < 1e-9 else STEREO_HALF_ANGLE * (2 * (az - lo) / span - 1)
-
-    speakers = [Speaker(name=name, azimuth=stereo(az), nominal_azimuth=stereo(az)) for name, az in mean.items()]
-    speakers += [Speaker(name=name, azimuth=az, nominal_azimuth=az) for name, az in AMBIENCE_SEATS]
-    return Layout(name="scene seats", speakers=tuple(speakers))
-
-
-def seat_ambience(scene: Scene, stems: list[StemSpec]) -> Scene:
-    """The scene with one diffuse object per ambience stem, beside the listener's starting place
-    (diffuse: spread by decorrelation, not sent into the room again)."""
-    from dataclasses import replace
-
-    start = scene.listener.path[0].position if scene.listener.path else scene.listener.position
-    extra = tuple(SceneObject(name=s.name, stem=s.name, position=tuple(float(c) for c in start), diffuse=1.0)
-                  for s in stems)
-    return replace(scene, objects=scene.objects + extra)
-
-
-def seat_families(scene: Scene, stems: list[StemSpec]) -> Scene:
-    """The scene with one object per separated stem, seated where the objects of its `family` sit.
-
-    A stem goes to the centroid of its family's objects, as wide (seen from the listener's starting
-    place) as they spread plus their own widths, at most 120 degrees; a stereo stem keeps its left
-    and right across that width. A stem no object claims sits at the centroid of all of them, as
-    wide as the whole stage. Objects that play files stay; objects of stems that the separation does
-    not produce are dropped.
-    """
-    from dataclasses import replace
-
-    from .geometry import angle_between
-
-    start = scene.listener.path[0].position if scene.listener.path else scene.listener.position
-    seated = [o for o in scene.objects if o.stem is not None]
-    if not any(o.family for o in seated):
-        raise UpmixError("the scene's objects name no `family` to seat the separated stems on", scene.source)
-
-    def place(name: str, group: list[SceneObject]) -> SceneObject:
-        points = np.array([o.position for o in group])
-        centre = points.mean(axis=0)
-        spread = angle_between(points - np.asarray(start), centre - np.asarray(start))
-        width = min(120.0, 2 * float(spread.max()) + float(np.mean([o.width for o in group])))
-        return SceneObject(name=name, position=tuple(float(c) for c in centre), stem=name, width=width)
-
-    objects = [place(s.name, [o for o in seated if o.family == s.name] or seated) for s in stems]
-    return replace(scene, objects=tuple(objects) + tuple(o for o in scene.objects if o.stem is None))

@@ -1,0 +1,1 @@
+"""The jobs behind the commands: each reads, processes in blocks, writes, and returns its report."""
