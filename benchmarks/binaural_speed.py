@@ -27,14 +27,14 @@ OBJECTS = [(30, 0), (-30, 0), (0, 0), (110, 0), (-110, 10), (45, 35), (-135, 30)
 def make(folder: Path, seconds: float) -> None:
     import numpy as np
 
-    from upmix import audio
+    from upmix.io import write
 
     rng = np.random.default_rng(0)
     n = int(seconds * RATE)
     for i in range(len(OBJECTS)):
         t = np.arange(n) / RATE
         x = 0.05 * rng.standard_normal(n) + 0.1 * np.sin(2 * np.pi * 110 * (i + 1) * t)
-        audio.write(folder / f"s{i}.wav", x[None].astype(np.float32), RATE, "PCM_24")
+        write(folder / f"s{i}.wav", x[None].astype(np.float32), RATE, "PCM_24")
     lines = ["objects:"] + [f"  - {{stem: s{i}, position: {{azimuth: {a}, elevation: {e}, distance: 2}}}}"
                             for i, (a, e) in enumerate(OBJECTS)]
     (folder / "scene.yaml").write_text("\n".join(lines) + "\nrender: {reference_distance: 2}\n")
@@ -45,8 +45,8 @@ def job(name: str, folder: Path) -> None:
     import numpy as np
     import torch
 
-    from upmix.audio import AudioWriter, read
     from upmix.geometry import cartesian
+    from upmix.io import AudioWriter, read
     from upmix.pipeline import compute_threads, render_scene
     from upmix.render.binaural import MOVE_BLOCK, MovingBinaural, get_hrtf
 

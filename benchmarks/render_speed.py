@@ -37,14 +37,14 @@ OBJECTS = [  # (azimuth, elevation, distance m, width deg)
 def make_stems(folder: Path, seconds: float) -> Path:
     import numpy as np
 
-    from upmix import audio
+    from upmix.io import write
 
     rng = np.random.default_rng(0)
     n = int(seconds * RATE)
     for i in range(len(OBJECTS)):
         t = np.arange(n) / RATE
         x = 0.05 * rng.standard_normal(n) + 0.1 * np.sin(2 * np.pi * (110 * (i + 1)) * t)
-        audio.write(folder / f"s{i}.wav", x[None].astype(np.float32), RATE, "PCM_24")
+        write(folder / f"s{i}.wav", x[None].astype(np.float32), RATE, "PCM_24")
     lines = ["objects:"] + [f"  - {{stem: s{i}, position: {{azimuth: {a}, elevation: {e}, distance: {d}}}, "
                             f"width: {w}}}" for i, (a, e, d, w) in enumerate(OBJECTS)]
     scene = folder / "scene.yaml"

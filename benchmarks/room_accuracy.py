@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from upmix import audio
 from upmix.analysis import energy_vector_azimuth, out_of_tone_db, reverberation_time
 from upmix.geometry import SPEED_OF_SOUND, cartesian
+from upmix.io import read, write
 from upmix.layouts import get_layout
 from upmix.pipeline import render_scene
 from upmix.render.binaural import get_hrtf, lag
@@ -33,13 +33,13 @@ WALK_ROOM = "room: {dimensions: [10, 14, 4], rt60: 0.6}\n"
 def render(folder: Path, scene: str, fmt: str) -> np.ndarray:
     (folder / "scene.yaml").write_text(scene)
     render_scene(folder / "scene.yaml", folder / "out.wav", stems_dir=folder, format=fmt, bits="float")
-    return audio.read(folder / "out.wav")[0].astype(float)
+    return read(folder / "out.wav")[0].astype(float)
 
 
 def room_table(folder: Path) -> None:
     click = np.zeros((1, RATE))
     click[0, 0] = 1.0
-    audio.write(folder / "click.wav", click, RATE, "FLOAT")
+    write(folder / "click.wav", click, RATE, "FLOAT")
     scene = "objects:\n  - {stem: click, position: [8, 7.5, 3]}\nlistener: {position: [3, 7.5, 3]}\n" + ROOM
     irs = {fmt: render(folder, scene, fmt) for fmt in ("4+7+0", "binaural")}
     bands = (250, 500, 1000, 2000, 4000)
@@ -75,7 +75,7 @@ def room_table(folder: Path) -> None:
 def walk_table(folder: Path) -> None:
     t = np.arange(9 * RATE) / RATE
     fade = np.sin(np.pi / 2 * np.clip(t / 0.05, 0, 1)) ** 2
-    audio.write(folder / "tone.wav", (0.25 * fade * np.sin(2 * np.pi * 1000 * t))[None], RATE, "FLOAT")
+    write(folder / "tone.wav", (0.25 * fade * np.sin(2 * np.pi * 1000 * t))[None], RATE, "FLOAT")
     print("\nwalking from 10 m to 1 m towards a 1 kHz tone (limits: rise 20 +- 1 dB, away from the tone < -60 dB)\n")
     print("| field      | target   | level rise dB | worst energy away from the tone dB |")
     print("|------------|----------|---------------|------------------------------------|")

@@ -27,7 +27,7 @@ RATE = 44100
 def make(path: Path, seconds: float) -> None:
     import numpy as np
 
-    from upmix.audio import AudioWriter
+    from upmix.io import AudioWriter
 
     rng = np.random.default_rng(0)
     block = RATE * 10

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from upmix import audio
 from upmix.analysis import SegmentResult, fold_down, measure, protocol_signal
+from upmix.io import read, write
 from upmix.layouts import Layout, Speaker, get_layout
 
 RATE = 48000
@@ -57,7 +57,7 @@ def align(output: np.ndarray, layout: Layout, reference: np.ndarray, max_lag: in
 def run_upmix(src: Path, out: Path, fmt: str, *extra: str) -> np.ndarray:
     subprocess.run([sys.executable, "-m", "upmix", "run", str(src), "-o", str(out), "-f", fmt, "--bits", "float",
                     "-q", *extra], check=True)
-    return audio.read(out)[0]
+    return read(out)[0]
 
 
 def table(title: str, results: list[SegmentResult]) -> None:
@@ -80,7 +80,7 @@ def main() -> None:
     signal, segments = protocol_signal(RATE, args.burst, args.tones)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "protocol.wav"
-        audio.write(src, signal, RATE, "FLOAT")
+        write(src, signal, RATE, "FLOAT")
         for fmt in ("5.1", "7.1.4"):
             layout = get_layout(fmt)
             for label, width, extra in (("default (width 30)", 30.0, ()), ("--width 45", 45.0, ("--width", "45")),
@@ -92,7 +92,7 @@ def main() -> None:
                 out = Path(tmp) / f"ffmpeg_{chl}.wav"
                 subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-af", f"surround=chl_out={chl}",
                                 "-c:a", "pcm_f32le", str(out)], check=True)
-                y = audio.read(out)[0]
+                y = read(out)[0]
                 layout = FFMPEG_LAYOUTS[chl]
                 table(f"peer: ffmpeg surround=chl_out={chl}",
                       measure(align(y, layout, signal), signal, layout, segments, RATE))

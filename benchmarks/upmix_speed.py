@@ -32,7 +32,7 @@ def make_input(path: Path, seconds: float) -> None:
     """Write a stereo test file of `seconds` block by block (bounded memory)."""
     import numpy as np
 
-    from upmix.audio import AudioWriter
+    from upmix.io import AudioWriter
 
     rng = np.random.default_rng(1)
     block = RATE

@@ -25,7 +25,7 @@ SEATS = [(10, 34, 2.1), (13, 36, 2.1), (19, 36, 2.1), (21, 34, 1.8), (15, 38.6, 
 def make(folder: Path, seconds: float) -> None:
     import numpy as np
 
-    from upmix import audio
+    from upmix.io import write
 
     rng = np.random.default_rng(0)
     n = int(seconds * RATE)
@@ -33,7 +33,7 @@ def make(folder: Path, seconds: float) -> None:
     for i in range(len(SEATS)):
         noise = 0.05 * rng.standard_normal(n) * (1 + np.sin(2 * np.pi * 0.5 * t + i))
         x = noise + 0.1 * np.sin(2 * np.pi * 110 * (i + 2) * t)
-        audio.write(folder / f"s{i}.wav", x[None].astype(np.float32), RATE, "PCM_24")
+        write(folder / f"s{i}.wav", x[None].astype(np.float32), RATE, "PCM_24")
     lines = ["objects:"] + [f"  - {{stem: s{i}, position: [{x}, {y}, {z}]}}" for i, (x, y, z) in enumerate(SEATS)]
     lines += ["listener:", "  position: [16, 4, 1.2]", "  path:",
               "    - {time: 0, position: [16, 4, 1.2], yaw: 0}",
@@ -51,12 +51,12 @@ def job(name: str, folder: Path) -> None:
         import numpy as np
         import pyroomacoustics as pra
 
-        from upmix import audio
+        from upmix.io import read
 
         start = time.perf_counter()
         room = pra.ShoeBox([32, 44, 18], fs=RATE, materials=pra.Material(0.3), max_order=3)
         for i, seat in enumerate(SEATS):
-            room.add_source(list(seat), signal=audio.read(folder / f"s{i}.wav")[0][0])
+            room.add_source(list(seat), signal=read(folder / f"s{i}.wav")[0][0])
         room.add_microphone([16, 4, 1.2])
         room.simulate()
         np.asarray(room.mic_array.signals)

@@ -5,8 +5,8 @@ import pytest
 import scipy.special
 
 from conftest import run_cli
-from upmix import audio
 from upmix.geometry import cartesian
+from upmix.io import read, write
 from upmix.layouts import get_layout
 from upmix.pipeline import render_ambix, render_scene
 from upmix.render.ambisonics import allrad_decoder, encode, magls_decoder, speaker_decoder
@@ -81,12 +81,12 @@ def test_spread_keeps_w():
 
 def test_render_scene_to_ambix(tmp_path):
     x = rng.standard_normal((1, RATE)) * 0.1
-    audio.write(tmp_path / "a.wav", x, RATE, "FLOAT")
+    write(tmp_path / "a.wav", x, RATE, "FLOAT")
     scene = tmp_path / "s.yaml"
     scene.write_text("objects:\n  - {stem: a, position: {azimuth: 90, distance: 1}}\n"
                      "render: {propagation_delay: false}\n")
     report = render_scene(scene, tmp_path / "o.wav", stems_dir=tmp_path, format="ambix2", bits="float")
-    y = audio.read(tmp_path / "o.wav")[0]
+    y = read(tmp_path / "o.wav")[0]
     assert y.shape[0] == 9 and report["format"] == "ambix2" and report["channel_mask"] == "0x0"
     np.testing.assert_allclose(y[0], x[0], atol=1e-6)  # W
     np.testing.assert_allclose(y[1], x[0], atol=1e-6)  # Y: all left
@@ -99,14 +99,14 @@ def ambix_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ambix")
     x = rng.standard_normal(RATE) * 0.1
     path = folder / "in.wav"
-    audio.write(path, (encode(3, cartesian(110, 0)[None])[0][:, None] * x).astype(np.float32), RATE, "FLOAT", 0)
+    write(path, (encode(3, cartesian(110, 0)[None])[0][:, None] * x).astype(np.float32), RATE, "FLOAT", 0)
     return path
 
 
 def test_ambix_input_decodes_to_speakers_and_headphones(tmp_path, ambix_file):
     report = render_ambix(ambix_file, tmp_path / "o51.wav", format="5.1", bits="float")
     assert report["input_format"] == "ambix3"
-    y = audio.read(tmp_path / "o51.wav")[0]
+    y = read(tmp_path / "o51.wav")[0]
     e = np.sum(y ** 2, axis=1)
     assert np.argmax(e) == 4  # M+110
     layout = get_layout("5.1")
@@ -114,11 +114,11 @@ def test_ambix_input_decodes_to_speakers_and_headphones(tmp_path, ambix_file):
     assert abs(np.degrees(np.arctan2(-v[0], v[1])) - 110) < 5
     proc = run_cli("run", ambix_file, "-o", tmp_path / "bin.wav", "-f", "binaural")
     assert proc.returncode == 0, proc.stderr
-    b = audio.read(tmp_path / "bin.wav")[0]
+    b = read(tmp_path / "bin.wav")[0]
     assert np.sum(b[0] ** 2) > 3 * np.sum(b[1] ** 2)  # left ear louder
     proc = run_cli("render", ambix_file, "-o", tmp_path / "a1.wav", "-f", "ambix1")
     assert proc.returncode == 0, proc.stderr
-    assert audio.read(tmp_path / "a1.wav")[0].shape[0] == 4
+    assert read(tmp_path / "a1.wav")[0].shape[0] == 4
 
 
 def test_magls_decoder_shape_and_direction():

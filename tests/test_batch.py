@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from upmix.audio import write
 from upmix.batch import JOURNAL, Job, collect_jobs, file_checksum
+from upmix.io import write
 
 RATE = 44100
 

@@ -6,10 +6,10 @@ import scipy.signal
 import torch
 
 from conftest import run_cli
-from upmix import audio
 from upmix.dsp import resample
 from upmix.errors import UpmixError
 from upmix.geometry import cartesian
+from upmix.io import read, write
 from upmix.pipeline import binauralize, render_scene
 from upmix.render.binaural import MOVE_BLOCK, MovingBinaural, default_hrtf_path, get_hrtf, lag, load_sofa
 
@@ -35,14 +35,14 @@ def noise_renders(tmp_path_factory):
     """White noise rendered through `upmix render -f binaural` from several azimuths."""
     folder = tmp_path_factory.mktemp("binaural")
     rng = np.random.default_rng(11)
-    audio.write(folder / "noise.wav", rng.standard_normal((1, RATE * 2)) * 0.05, RATE, "FLOAT")
+    write(folder / "noise.wav", rng.standard_normal((1, RATE * 2)) * 0.05, RATE, "FLOAT")
     out = {}
     for az in (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 180):
         scene = folder / f"s{az}.yaml"
         scene.write_text(f"objects:\n  - {{stem: noise, position: {{azimuth: {az}, distance: 1}}}}\n"
                          "render: {propagation_delay: false}\n")
         render_scene(scene, folder / f"b{az}.wav", stems_dir=folder, format="binaural", bits="float")
-        out[az] = audio.read(folder / f"b{az}.wav")[0].astype(float)
+        out[az] = read(folder / f"b{az}.wav")[0].astype(float)
     return out
 
 
@@ -172,13 +172,13 @@ def test_binauralize_7_1_4(tmp_path):
     x = np.zeros((12, RATE))
     x[6] = rng.standard_normal(RATE) * 0.1  # SL = M+090, the left side speaker
     src = tmp_path / "in.wav"
-    audio.write(src, x, RATE, "FLOAT", 0x2D63F)
+    write(src, x, RATE, "FLOAT", 0x2D63F)
     report = binauralize(src, tmp_path / "out.wav", bits="float")
-    y = audio.read(tmp_path / "out.wav")[0]
+    y = read(tmp_path / "out.wav")[0]
     assert report["input_layout"] == "4+7+0" and y.shape[0] == 2
     assert np.sum(y[0] ** 2) > 10 * np.sum(y[1] ** 2)
     proc = run_cli("binauralize", src, "-o", tmp_path / "cli.wav")
     assert proc.returncode == 0, proc.stderr
-    audio.write(tmp_path / "odd.wav", rng.standard_normal((5, 100)) * 0.1, RATE, "PCM_16")
+    write(tmp_path / "odd.wav", rng.standard_normal((5, 100)) * 0.1, RATE, "PCM_16")
     proc = run_cli("binauralize", tmp_path / "odd.wav", "-o", tmp_path / "x.wav")
     assert proc.returncode == 2 and "give --layout" in proc.stderr and not (tmp_path / "x.wav").exists()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli
-from upmix import audio
+from upmix.io import read_channel_mask, write
 
 RATE = 48000
 
@@ -16,7 +16,7 @@ RATE = 48000
 def project(tmp_path, rng):
     stems = tmp_path / "stems"
     stems.mkdir()
-    audio.write(stems / "a.wav", rng.standard_normal((1, RATE // 2)) * 0.1, RATE, "PCM_24")
+    write(stems / "a.wav", rng.standard_normal((1, RATE // 2)) * 0.1, RATE, "PCM_24")
     scene = tmp_path / "scene.yaml"
     scene.write_text("objects:\n  - {stem: a, position: {azimuth: 30, distance: 2}}\n")
     return tmp_path, stems, scene
@@ -38,7 +38,7 @@ def test_render_and_info(project):
     proc = run_cli("render", scene, "--stems", stems, "-o", out, "--format", "7.1.4")
     assert proc.returncode == 0, proc.stderr
     assert out.exists() and (tmp / "out.json").exists()
-    assert audio.read_channel_mask(out) == 0x2D63F
+    assert read_channel_mask(out) == 0x2D63F
     proc = run_cli("info", out)
     assert proc.returncode == 0
     assert "4+7+0 (7.1.4)" in proc.stdout and "0x2D63F" in proc.stdout
@@ -64,7 +64,7 @@ def test_quick_start_example(tmp_path):
     out = tmp_path / "quartet_7.1.4.wav"
     proc = run_cli("run", "examples/string_quartet/quartet_stereo.flac", "-o", out, "-f", "7.1.4", cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert audio.read_channel_mask(out) == 0x2D63F
+    assert read_channel_mask(out) == 0x2D63F
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["input"]["treated_as"] == "stereo" and report["fold_down_snr_db"] > 10
     out = tmp_path / "scene_7.1.4.wav"
@@ -83,7 +83,7 @@ def stem_case(name, make):
 
 
 def _truncated(path, rng):
-    audio.write(path, rng.standard_normal((1, RATE)) * 0.1, RATE, "PCM_24")
+    write(path, rng.standard_normal((1, RATE)) * 0.1, RATE, "PCM_24")
     raw = path.read_bytes()
     path.write_bytes(raw[:len(raw) // 3])
 
@@ -91,11 +91,11 @@ def _truncated(path, rng):
 def _nan(path, rng):
     x = rng.standard_normal((1, RATE)) * 0.1
     x[0, 100] = np.inf
-    audio.write(path, x, RATE, "FLOAT")
+    write(path, x, RATE, "FLOAT")
 
 
 def _empty(path, rng):
-    audio.write(path, np.zeros((1, 0)), RATE, "PCM_16")
+    write(path, np.zeros((1, 0)), RATE, "PCM_16")
 
 
 def _text(path, rng):
@@ -103,7 +103,7 @@ def _text(path, rng):
 
 
 def _six_channels(path, rng):
-    audio.write(path, rng.standard_normal((6, 1000)) * 0.1, RATE, "PCM_16")
+    write(path, rng.standard_normal((6, 1000)) * 0.1, RATE, "PCM_16")
 
 
 def scene_case(text, *fragments, names_scene=True):

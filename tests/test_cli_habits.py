@@ -12,7 +12,7 @@ import pytest
 import upmix
 from conftest import ROOT, run_cli
 from test_cli import assert_clean_failure
-from upmix import audio
+from upmix.io import write
 
 RATE = 48000
 WIDE = {"COLUMNS": "250"}  # typer's help wraps at this width: long help lines stay on one line
@@ -60,10 +60,10 @@ def test_run_help_flags_and_defaults():
 def files(tmp_path, rng):
     """A stereo recording, a one-object scene with a listener path, and its stem."""
     stereo = tmp_path / "in.wav"
-    audio.write(stereo, rng.standard_normal((2, RATE // 10)) * 0.1, RATE, "PCM_24")
+    write(stereo, rng.standard_normal((2, RATE // 10)) * 0.1, RATE, "PCM_24")
     stems = tmp_path / "stems"
     stems.mkdir()
-    audio.write(stems / "a.wav", rng.standard_normal((1, RATE // 10)) * 0.1, RATE, "PCM_24")
+    write(stems / "a.wav", rng.standard_normal((1, RATE // 10)) * 0.1, RATE, "PCM_24")
     scene = tmp_path / "scene.yaml"
     scene.write_text("objects:\n  - {stem: a, position: {azimuth: 30, distance: 2}}\n"
                      "listener:\n  path: [{time: 0, position: [0, 0, 0]}, {time: 0.1, position: [0, 1, 0]}]\n")
@@ -107,7 +107,7 @@ def test_render_walk_binauralize_refuse_existing_output(files):
 def test_render_ambix_refuses_existing_output(files, rng):
     tmp, *_ = files
     ambix = tmp / "ambix.wav"
-    audio.write(ambix, rng.standard_normal((4, RATE // 10)) * 0.1, RATE, "PCM_24")
+    write(ambix, rng.standard_normal((4, RATE // 10)) * 0.1, RATE, "PCM_24")
     out = tmp / "decoded.wav"
     out.write_bytes(b"keep me")
     _assert_refused_then_forced(["render", ambix, "-o", out, "-f", "5.1", "-q"], out, [out, tmp / "decoded.json"])
@@ -149,7 +149,7 @@ def long_folder(tmp_path):
 
 def test_info_unwrapped_off_a_terminal(long_folder, rng):
     long_file = long_folder / "recording.wav"
-    audio.write(long_file, rng.standard_normal((2, RATE // 10)) * 0.1, RATE, "PCM_24")
+    write(long_file, rng.standard_normal((2, RATE // 10)) * 0.1, RATE, "PCM_24")
     proc = run_cli("info", long_file, env={"COLUMNS": "80"})
     assert proc.returncode == 0, proc.stderr
     assert str(long_file) in proc.stdout.splitlines()

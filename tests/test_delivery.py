@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from conftest import run_cli
-from upmix.audio import write
 from upmix.dsp import LoudnessMeter, TruePeakLimiter, TruePeakMeter
+from upmix.io import write
 from upmix.master import Delivery, dialogue_gate
 from upmix.run import upmix_file
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from upmix import audio
 from upmix.analysis import protocol_signal, sdr
+from upmix.io import read, write
 from upmix.layouts import get_layout
 from upmix.pipeline import render_scene
 from upmix.separation import MonoSeparator, SpatialSeparator
@@ -28,7 +28,7 @@ def test_cpu_and_cuda_agree(cls, channels):
 @pytest.mark.parametrize("fmt", ["binaural", "7.1.4"])
 def test_walk_renders_alike_on_cpu_and_cuda(tmp_path, fmt):
     rng = np.random.default_rng(0)
-    audio.write(tmp_path / "a.wav", 0.1 * rng.standard_normal((1, 3 * 48000)), 48000, "FLOAT")
+    write(tmp_path / "a.wav", 0.1 * rng.standard_normal((1, 3 * 48000)), 48000, "FLOAT")
     (tmp_path / "s.yaml").write_text(
         "objects:\n  - {stem: a, position: [3, 6, 1.5], path: [{time: 0, position: [3, 6, 1.5]}, "
         "{time: 3, position: [5, 6, 1.5]}]}\nlistener:\n  path: [{time: 0, position: [2, 1, 1.5], yaw: 0}, "
@@ -37,7 +37,7 @@ def test_walk_renders_alike_on_cpu_and_cuda(tmp_path, fmt):
     for device in ("cpu", "cuda"):
         render_scene(tmp_path / "s.yaml", tmp_path / f"{device}.wav", stems_dir=tmp_path, format=fmt,
                      bits="float", device=device)
-        out[device] = audio.read(tmp_path / f"{device}.wav")[0]
+        out[device] = read(tmp_path / f"{device}.wav")[0]
     np.testing.assert_allclose(out["cuda"], out["cpu"], atol=1e-4)
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from conftest import run_cli
 from test_batch import RATE, _checksums, _folder, _journal, _music
-from upmix.audio import write
 from upmix.batch import JOURNAL, LOCK, _leftovers, collect_jobs, file_checksum
+from upmix.io import write
 
 
 def _failed(stderr: str) -> list[str]:

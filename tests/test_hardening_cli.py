@@ -12,8 +12,8 @@ import pytest
 
 from conftest import run_cli
 from test_cli import assert_clean_failure
-from upmix import audio
 from upmix.cache import cache_dir, cached_arrays
+from upmix.io import read, write
 
 RATE = 48000
 MARKUP_NAMES = ["a[/]b.wav", "[b]bold.wav", ":x:.wav"]  # a closing tag, a style tag, an emoji code
@@ -29,7 +29,7 @@ def _named(folder, name):
 @pytest.mark.parametrize("name", MARKUP_NAMES)
 def test_info_prints_a_name_with_markup_as_it_is(tmp_path, rng, name):
     src = _named(tmp_path, name)
-    audio.write(src, rng.standard_normal((2, RATE // 10)) * 0.1, RATE)
+    write(src, rng.standard_normal((2, RATE // 10)) * 0.1, RATE)
     proc = run_cli("info", src)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == str(src)
@@ -40,7 +40,7 @@ def test_info_prints_a_name_with_markup_as_it_is(tmp_path, rng, name):
 def test_run_prints_names_with_markup_as_they_are(tmp_path, rng, name):
     src = _named(tmp_path, name)
     out = src.with_name("out" + src.name)
-    audio.write(src, rng.standard_normal((2, RATE // 10)) * 0.1, RATE)
+    write(src, rng.standard_normal((2, RATE // 10)) * 0.1, RATE)
     proc = run_cli("run", src, "-o", out, "-f", "5.1")
     assert proc.returncode == 0, proc.stderr
     assert f"wrote {out} (" in proc.stdout and f" and {out.with_suffix('.json')}; " in proc.stdout
@@ -69,7 +69,7 @@ def test_batch_lines_print_names_with_markup_as_they_are(tmp_path):
 
 def test_walk_without_a_scene_is_an_error(tmp_path, rng):
     src = tmp_path / "in.wav"
-    audio.write(src, rng.standard_normal((2, RATE // 10)) * 0.1, RATE)
+    write(src, rng.standard_normal((2, RATE // 10)) * 0.1, RATE)
     walk = tmp_path / "walk.yaml"
     walk.write_text("- {time: 0, position: {x: 0, y: 0}}\n")
     out = tmp_path / "out.wav"
@@ -83,7 +83,7 @@ def test_walk_without_a_scene_is_an_error(tmp_path, rng):
 def long_input(tmp_path_factory):
     """60 s of stereo noise: several seconds of work, so a signal finds the job running."""
     path = tmp_path_factory.mktemp("long") / "in.wav"
-    audio.write(path, np.random.default_rng(5).standard_normal((2, 60 * RATE)).astype(np.float32) * 0.1, RATE)
+    write(path, np.random.default_rng(5).standard_normal((2, 60 * RATE)).astype(np.float32) * 0.1, RATE)
     return path
 
 
@@ -170,12 +170,12 @@ def binauralized(tmp_path_factory):
     """A short stereo file binauralized with an empty cache: (input, output samples, the cache entry)."""
     folder = tmp_path_factory.mktemp("cache")
     src = folder / "in.wav"
-    audio.write(src, np.random.default_rng(7).standard_normal((2, RATE // 10)) * 0.1, RATE)
+    write(src, np.random.default_rng(7).standard_normal((2, RATE // 10)) * 0.1, RATE)
     proc = run_cli("binauralize", src, "-o", folder / "fresh.wav", "-q", env={"UPMIX_CACHE": str(folder / "c")})
     assert proc.returncode == 0, proc.stderr
     entries = list((folder / "c").iterdir())
     assert len(entries) == 1 and entries[0].name.startswith("hrtf-")
-    return src, audio.read(folder / "fresh.wav")[0], entries[0]
+    return src, read(folder / "fresh.wav")[0], entries[0]
 
 
 @pytest.mark.slow
@@ -189,7 +189,7 @@ def test_a_damaged_cache_entry_is_rebuilt(tmp_path, binauralized, damage):
     out = tmp_path / "out.wav"
     proc = run_cli("binauralize", src, "-o", out, "-q", env={"UPMIX_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stderr
-    np.testing.assert_array_equal(audio.read(out)[0], fresh)
+    np.testing.assert_array_equal(read(out)[0], fresh)
     assert [p.name for p in cache.iterdir()] == [entry.name]
     with np.load(cache / entry.name) as rebuilt, np.load(entry) as good:
         assert rebuilt.files == good.files

@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 
 from test_cli import assert_clean_failure
-from upmix import audio
 from upmix.errors import UpmixError
+from upmix.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, probe, read, wav_header, write, writing
 
 RATE = 48000
 SHORT = [1, 10, 100, 1000]
@@ -30,7 +30,7 @@ def cli(*args, timeout=60, **kw):
 
 def short_file(folder, frames, channels, rng):
     path = folder / f"{'mono' if channels == 1 else 'stereo'}_{frames}.wav"
-    audio.write(path, 0.1 * rng.standard_normal((channels, frames)), RATE, "FLOAT")
+    write(path, 0.1 * rng.standard_normal((channels, frames)), RATE, "FLOAT")
     return path
 
 
@@ -46,7 +46,7 @@ def test_run_takes_short_inputs(tmp_path, rng, frames, channels):
     src = short_file(tmp_path, frames, channels, rng)
     out = tmp_path / "out.wav"
     report = upmix_file(src, out, format="5.1", bits="float")
-    assert report["frames"] == frames and audio.probe(out).frames == frames
+    assert report["frames"] == frames and probe(out).frames == frames
     assert report["input"]["treated_as"] == ("mono" if channels == 1 else "stereo")
 
 
@@ -59,7 +59,7 @@ def test_separate_mono_takes_short_inputs(tmp_path, rng, frames, channels):
     report = separate_file(src, tmp_path / "stems", model="mono", bits="float")
     assert report["stems"]
     for stem in report["stems"]:
-        assert audio.probe(tmp_path / "stems" / stem["file"]).frames == frames
+        assert probe(tmp_path / "stems" / stem["file"]).frames == frames
     assert report["mix_snr_db"] > 100
 
 
@@ -71,7 +71,7 @@ def test_short_inputs_on_the_command_line(tmp_path, rng):
     proc = cli("batch", inputs, "-o", tmp_path / "out", "-f", "5.1", timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for f in files:
-        assert audio.probe(tmp_path / "out" / f.name).frames == audio.probe(f).frames
+        assert probe(tmp_path / "out" / f.name).frames == probe(f).frames
     proc = cli("run", files[0], "-o", tmp_path / "run.wav", "-f", "5.1", timeout=300)
     assert proc.returncode == 0, proc.stderr
     proc = cli("separate", files[0], "-o", tmp_path / "stems", "--model", "mono", timeout=300)
@@ -85,9 +85,9 @@ def test_short_inputs_on_the_command_line(tmp_path, rng):
 
 def with_rate(path, rate):
     """A 16-bit mono WAV whose header claims `rate` (patched by hand: libsndfile would not write it)."""
-    audio.write(path, np.zeros((1, 100)), RATE, "PCM_16")
+    write(path, np.zeros((1, 100)), RATE, "PCM_16")
     data = bytearray(path.read_bytes())
-    header = audio.wav_header(path)
+    header = wav_header(path)
     fmt = data.index(b"fmt ") + 8
     assert header["sample_rate"] == RATE
     data[fmt + 4:fmt + 12] = struct.pack("<II", rate, rate * 2)
@@ -99,13 +99,13 @@ def with_rate(path, rate):
 def test_sample_rate_out_of_range(tmp_path, rate):
     path = with_rate(tmp_path / "odd.wav", rate)
     with pytest.raises(UpmixError, match=f"sample rate {rate} Hz is outside") as caught:
-        audio.probe(path)
+        probe(path)
     assert caught.value.path == str(path)
 
 
 def test_sample_rate_limits_are_accepted(tmp_path):
-    for rate in (audio.MIN_SAMPLE_RATE, audio.MAX_SAMPLE_RATE):
-        assert audio.probe(with_rate(tmp_path / f"r{rate}.wav", rate)).sample_rate == rate
+    for rate in (MIN_SAMPLE_RATE, MAX_SAMPLE_RATE):
+        assert probe(with_rate(tmp_path / f"r{rate}.wav", rate)).sample_rate == rate
 
 
 @pytest.mark.parametrize("rate", [0, 1, 10_000_000])
@@ -164,7 +164,7 @@ def test_damaged_mp3_is_one_line(mp3s, name):
 
 
 def test_good_mp3_still_reads(mp3s):
-    data, rate = audio.read(mp3s / "good.mp3")
+    data, rate = read(mp3s / "good.mp3")
     assert rate == RATE and data.shape[0] == 2 and data.shape[1] > RATE // 2
 
 
@@ -212,13 +212,13 @@ def job_inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("inputs")
     rng = np.random.default_rng(5)
     x = 0.1 * rng.standard_normal(RATE // 4)
-    audio.write(folder / "mono.wav", x[None], RATE, "FLOAT")
-    audio.write(folder / "a.wav", x[None], RATE, "FLOAT")
+    write(folder / "mono.wav", x[None], RATE, "FLOAT")
+    write(folder / "a.wav", x[None], RATE, "FLOAT")
     (folder / "scene.yaml").write_text("objects:\n  - {stem: a, position: {azimuth: 30, distance: 2}}\n")
     (folder / "walk.yaml").write_text("path:\n  - {time: 0, position: [0, 0, 0]}\n"
                                       "  - {time: 0.25, position: [0.5, 0, 0]}\n")
-    audio.write(folder / "5.1.wav", np.tile(x, (6, 1)), RATE, "FLOAT", 0x60F)
-    audio.write(folder / "ambix.wav", (encode(1, cartesian(110, 0)[None])[0][:, None] * x).astype(np.float32),
+    write(folder / "5.1.wav", np.tile(x, (6, 1)), RATE, "FLOAT", 0x60F)
+    write(folder / "ambix.wav", (encode(1, cartesian(110, 0)[None])[0][:, None] * x).astype(np.float32),
                 RATE, "FLOAT", 0)
     return folder
 
@@ -292,7 +292,7 @@ def test_full_disk_while_writing_the_audio(tmp_path, job_inputs, job, monkeypatc
         f = builtins.open(file, mode, *args, **kw)
         return _FullFile(f, 20000) if mode == "wb" else f
 
-    monkeypatch.setattr(audio, "open", opening, raising=False)
+    monkeypatch.setattr(writing, "open", opening, raising=False)
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(UpmixError, match="cannot write it: No space left on device") as caught:

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from conftest import run_cli
 from test_cli import assert_clean_failure
-from upmix import audio
+from upmix.io import write
 
 RATE = 44100
 
@@ -37,7 +37,7 @@ def malicious_checkpoint(path, marker):
 def tone(path, seconds=0.5, rate=RATE, channels=2, peak=0.5, subtype="PCM_24"):
     t = np.arange(int(seconds * rate)) / rate
     x = np.stack([np.sin(2 * np.pi * f * t) for f in (220.0, 330.0)[:channels]])
-    audio.write(path, peak * x, rate, subtype)
+    write(path, peak * x, rate, subtype)
     return path
 
 
@@ -184,7 +184,7 @@ def test_render_never_writes_its_report_over_the_walk(tmp_path):
 
 def test_binauralize_refuses_a_hard_link_to_its_input(tmp_path):
     src = tmp_path / "in.wav"
-    audio.write(src, np.full((6, 4800), 0.1), 48000, "PCM_24")
+    write(src, np.full((6, 4800), 0.1), 48000, "PCM_24")
     link = tmp_path / "link.wav"
     os.link(src, link)
     proc = run_cli("binauralize", src, "-o", link, "--layout", "5.1")

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from test_cli import RATE, assert_clean_failure
-from upmix import audio
+from upmix.io import probe, write
 from upmix.scene import MAX_OBJECTS
 
 TIMEOUT_S = 20
@@ -39,7 +39,7 @@ def run(*args, env=None):
 def stems(tmp_path, rng):
     folder = tmp_path / "stems"
     folder.mkdir()
-    audio.write(folder / "a.wav", rng.standard_normal((1, RATE // 10)) * 0.1, RATE, "PCM_24")
+    write(folder / "a.wav", rng.standard_normal((1, RATE // 10)) * 0.1, RATE, "PCM_24")
     return folder
 
 
@@ -181,7 +181,7 @@ def test_bounds_admit_the_extremes(tmp_path, stems):
     out = tmp_path / "o.wav"
     proc = run("render", scene, "--stems", stems, "-o", out, "-f", "0+2+0")
     assert proc.returncode == 0, proc.stderr
-    assert audio.probe(out).frames == pytest.approx(RATE // 10 + 2000 * 3 ** 0.5 / 343 * RATE, abs=2)
+    assert probe(out).frames == pytest.approx(RATE // 10 + 2000 * 3 ** 0.5 / 343 * RATE, abs=2)
 
 
 # -- item 13: messages stay one short line ---------------------------------------------------------

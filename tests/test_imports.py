@@ -85,7 +85,7 @@ def test_the_import_graph_sees_relative_and_function_level_imports():
     functions, and ``from P import NAME`` of a name that is not a module (an edge to ``P``)."""
     graph = import_graph()
     assert "upmix.separation.orchestra" in graph["upmix.separation"]  # `from .orchestra import` in a function
-    assert "upmix.audio" in graph["upmix.separation.base"]  # `from ..audio import`
+    assert "upmix.io" in graph["upmix.separation.base"]  # `from ..io import`
     assert "upmix.separation.model" in graph["upmix.separation.base"]  # inside a function
     assert "upmix" in graph["upmix.run"]  # `from . import __version__`
 

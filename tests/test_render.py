@@ -10,8 +10,8 @@ import soundfile as sf
 from test_audio import mask_from_bytes
 
 from conftest import ROOT, require_ffmpeg
-from upmix import audio
 from upmix.geometry import SPEED_OF_SOUND
+from upmix.io import read, write
 from upmix.layouts import get_layout
 from upmix.pipeline import render_scene
 from upmix.render.renderer import LFE_GAIN, SceneRenderer, file_sources
@@ -25,13 +25,13 @@ RATE = 48000
 def stems(tmp_path, rng):
     d = tmp_path / "stems"
     d.mkdir()
-    audio.write(d / "noise.wav", rng.standard_normal((1, RATE)) * 0.1, RATE, "FLOAT")
+    write(d / "noise.wav", rng.standard_normal((1, RATE)) * 0.1, RATE, "FLOAT")
     t = np.arange(RATE) / RATE
-    audio.write(d / "low.wav", (0.3 * np.sin(2 * np.pi * 60 * t))[None], RATE, "FLOAT")
-    audio.write(d / "high.wav", (0.3 * np.sin(2 * np.pi * 2000 * t))[None], RATE, "FLOAT")
+    write(d / "low.wav", (0.3 * np.sin(2 * np.pi * 60 * t))[None], RATE, "FLOAT")
+    write(d / "high.wav", (0.3 * np.sin(2 * np.pi * 2000 * t))[None], RATE, "FLOAT")
     left_only = np.stack([rng.standard_normal(RATE) * 0.1, np.zeros(RATE)])
-    audio.write(d / "stereo_left.wav", left_only, RATE, "FLOAT")
-    audio.write(d / "noise44.wav", rng.standard_normal((1, 44100)) * 0.1, 44100, "FLOAT")
+    write(d / "stereo_left.wav", left_only, RATE, "FLOAT")
+    write(d / "noise44.wav", rng.standard_normal((1, 44100)) * 0.1, 44100, "FLOAT")
     return d
 
 
@@ -87,7 +87,7 @@ def test_file_carries_its_mask_and_ffprobe_agrees(tmp_path, stems, fmt, mask, ff
 def test_distance_gain_and_delay(tmp_path, stems):
     """3.43 m away: 480 samples late and 1/r quieter than at the 1 m reference."""
     y, report = render(tmp_path, stems, "- {stem: noise, position: [0, 3.43, 0]}", "0+5+0")
-    x, _ = audio.read(stems / "noise.wav")
+    x, _ = read(stems / "noise.wav")
     delay = round(3.43 / SPEED_OF_SOUND * RATE)
     assert delay == 480 and y.shape[1] == RATE + delay
     centre = y[2]
@@ -98,7 +98,7 @@ def test_distance_gain_and_delay(tmp_path, stems):
 
 def test_near_field_clamp_and_widening(tmp_path, stems):
     y, report = render(tmp_path, stems, "- {stem: noise, position: {azimuth: 0, distance: 0.1}}", "0+5+0")
-    assert np.isclose(np.sqrt(np.sum(y ** 2)), np.sqrt(np.sum(audio.read(stems / "noise.wav")[0] ** 2)) / 0.5,
+    assert np.isclose(np.sqrt(np.sum(y ** 2)), np.sqrt(np.sum(read(stems / "noise.wav")[0] ** 2)) / 0.5,
                       rtol=1e-4)
     assert report["objects"][0]["width_deg"] == pytest.approx(360 * 0.8)
     assert np.sum(energy_share(y) > 0.05) >= 4  # enveloping, not a point in the centre
@@ -172,7 +172,7 @@ def test_example_quartet_renders(tmp_path):
                           stems_dir=ROOT / "examples/string_quartet/stems")
     assert report["format"] == "4+7+0" and report["clipped_samples"] == 0
     assert report["room"]["rt60_s_by_band"]["1000"] == pytest.approx(1.5)
-    y, _ = audio.read(out)
+    y, _ = read(out)
     share = energy_share(y.astype(float))
     names = get_layout("4+7+0").channel_names
     # players sit in front, raised on the stage; the hall answers from everywhere

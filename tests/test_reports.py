@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from upmix import audio
 from upmix.dsp import to_db
+from upmix.io import read, write
 from upmix.layouts import get_layout
 from upmix.render.downmix import fold_down_matrix
 from upmix.run import upmix_file
@@ -25,7 +25,7 @@ def stereo(tmp_path_factory):
     tone = 0.3 * np.sin(2 * np.pi * 440 * t)
     x = np.stack([0.8 * tone, 0.4 * tone]) + 0.05 * rng.standard_normal((2, RATE))
     path = tmp_path_factory.mktemp("in") / "in.wav"
-    audio.write(path, x.astype(np.float32), RATE, "PCM_24")
+    write(path, x.astype(np.float32), RATE, "PCM_24")
     return path
 
 
@@ -38,8 +38,8 @@ def snr_db(estimate: np.ndarray, reference: np.ndarray) -> float:
 def test_exact_downmix_snr_is_that_of_the_written_file(tmp_path, stereo, bits):
     out = tmp_path / f"o{bits}.wav"
     report = upmix_file(stereo, out, format="7.1.4", exact_downmix=True, bits=bits)
-    y, _ = audio.read(out)
-    x, _ = audio.read(stereo)
+    y, _ = read(out)
+    x, _ = read(stereo)
     measured = snr_db(fold_down_matrix(get_layout("7.1.4")) @ y.astype(np.float64), x)
     assert report["fold_down_snr_db"] == pytest.approx(measured, abs=0.1)
     assert report["fold_down_snr_db"] > 100
@@ -57,7 +57,7 @@ def test_plain_run_reports_the_true_peak_info_measures(tmp_path, stereo):
 def test_info_recognises_ambix_and_measures_loudness_as_the_run(tmp_path, rng):
     stems = tmp_path / "stems"
     stems.mkdir()
-    audio.write(stems / "a.wav", rng.standard_normal((1, RATE)) * 0.1, RATE, "PCM_24")
+    write(stems / "a.wav", rng.standard_normal((1, RATE)) * 0.1, RATE, "PCM_24")
     scene = tmp_path / "scene.yaml"
     scene.write_text("objects:\n  - {stem: a, position: {azimuth: 60, distance: 2}}\n")
     out = tmp_path / "a3.wav"
@@ -80,7 +80,7 @@ def test_separation_report_gives_each_stems_peaks_as_written(tmp_path, stereo):
     written = json.loads((tmp_path / "stems" / "separation.json").read_text())
     assert written == report
     for stem in written["stems"]:
-        y, _ = audio.read(tmp_path / "stems" / stem["file"])
+        y, _ = read(tmp_path / "stems" / stem["file"])
         assert stem["peak_dbfs"] == [to_db(p) for p in np.abs(y).max(axis=1)]
 
 

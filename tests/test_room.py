@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from upmix import audio
 from upmix.analysis import reverberation_time
 from upmix.geometry import SPEED_OF_SOUND, cartesian
+from upmix.io import read, write
 from upmix.layouts import get_layout
 from upmix.pipeline import render_scene
 from upmix.render.binaural import default_hrtf_path, get_hrtf, lag, load_sofa
@@ -27,14 +27,14 @@ def impulse_responses(tmp_path_factory):
     d = tmp_path_factory.mktemp("room")
     x = np.zeros((1, RATE))
     x[0, 0] = 1.0
-    audio.write(d / "click.wav", x, RATE, "FLOAT")
+    write(d / "click.wav", x, RATE, "FLOAT")
     (d / "room.yaml").write_text(f"objects:\n  - {{stem: click, position: {list(SOURCE)}}}\n"
                                  f"listener: {{position: {list(LISTENER)}}}\n"
                                  "room: {dimensions: [20, 15, 10], rt60: 1.5}\n")
     out = {}
     for fmt in ("4+7+0", "binaural"):
         render_scene(d / "room.yaml", d / f"{fmt}.wav", stems_dir=d, format=fmt, bits="float")
-        out[fmt] = audio.read(d / f"{fmt}.wav")[0].astype(float)
+        out[fmt] = read(d / f"{fmt}.wav")[0].astype(float)
     return out
 
 
@@ -53,13 +53,13 @@ def test_materials_set_the_decay_per_band(tmp_path):
     rate its per-band absorption gives: faster at high frequencies, where carpet and curtain absorb."""
     x = np.zeros((1, RATE // 2))
     x[0, 0] = 1.0
-    audio.write(tmp_path / "click.wav", x, RATE, "FLOAT")
+    write(tmp_path / "click.wav", x, RATE, "FLOAT")
     (tmp_path / "room.yaml").write_text(
         "objects:\n  - {stem: click, position: [5.5, 4.0, 1.5]}\nlistener: {position: [2.5, 2.0, 1.2]}\n"
         "room:\n  dimensions: [8, 6, 3.5]\n  materials: {walls: rough_concrete, back: curtains_cotton_0.5, "
         "floor: carpet_cotton, ceiling: plasterboard}\n")
     render_scene(tmp_path / "room.yaml", tmp_path / "o.wav", stems_dir=tmp_path, format="4+7+0", bits="float")
-    y = audio.read(tmp_path / "o.wav")[0].astype(float)
+    y = read(tmp_path / "o.wav")[0].astype(float)
     mats = {"left": "rough_concrete", "right": "rough_concrete", "front": "rough_concrete",
             "back": "curtains_cotton_0.5", "floor": "carpet_cotton", "ceiling": "plasterboard"}
     ac = acoustics(Room(dimensions=(8.0, 6.0, 3.5), materials=mats))

@@ -10,9 +10,9 @@ import soundfile
 import torch
 
 from conftest import ROOT, run_cli
-from upmix import audio
 from upmix.analysis import sdr
 from upmix.errors import UpmixError
+from upmix.io import read, write
 from upmix.layouts import get_layout
 from upmix.separation import SEPARATORS, get_separator
 from upmix.separation.chunked import CHUNK_S, OVERLAP_S
@@ -172,15 +172,15 @@ def test_separate_command_on_the_example(tmp_path):
     report = json.loads((out / "separation.json").read_text())
     assert [s["name"] for s in report["stems"]] == ["strings", "woodwinds", "brass", "other"]
     assert report["mix_snr_db"] >= 60
-    x, rate = audio.read(EXAMPLE)
-    total = sum(audio.read(out / f"{s}.wav")[0].astype(float) for s in ("strings", "woodwinds", "brass", "other"))
+    x, rate = read(EXAMPLE)
+    total = sum(read(out / f"{s}.wav")[0].astype(float) for s in ("strings", "woodwinds", "brass", "other"))
     assert sdr(total, x) >= 60  # 24-bit files: the quantisation is ~140 dB down
     assert report["input"]["sample_rate"] == rate == soundfile.info(out / "strings.wav").samplerate
 
 
 def test_separate_errors(tmp_path, rng):
     six = tmp_path / "six.wav"
-    audio.write(six, rng.standard_normal((6, 4800)) * 0.1, 48000, "FLOAT")
+    write(six, rng.standard_normal((6, 4800)) * 0.1, 48000, "FLOAT")
     proc = run_cli("separate", six, "-o", tmp_path / "s")
     assert proc.returncode == 2 and "mono or stereo" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "s").exists()

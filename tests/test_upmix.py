@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from upmix import audio
 from upmix.analysis import measure, protocol_signal
+from upmix.io import read, read_channel_mask, write
 from upmix.layouts import get_layout
 from upmix.render.downmix import fold_down_gains
 from upmix.run import upmix_file
@@ -22,14 +22,14 @@ RATE = 48000
 def protocol(tmp_path_factory):
     signal, segments = protocol_signal(RATE, burst_s=2.5, tone_s=3.0)
     path = tmp_path_factory.mktemp("protocol") / "protocol.wav"
-    audio.write(path, signal, RATE, "FLOAT")
+    write(path, signal, RATE, "FLOAT")
     return path, signal, segments
 
 
 def upmix(tmp_path, src, fmt, **kw):
     out = tmp_path / "out.wav"
     report = upmix_file(src, out, format=fmt, bits="float", **kw)
-    return audio.read(out)[0], report
+    return read(out)[0], report
 
 
 @pytest.mark.parametrize("fmt", ["5.1", "7.1.4"])
@@ -71,7 +71,7 @@ def test_report_and_file(tmp_path, protocol):
     report = upmix_file(src, out, format="7.1.4")
     saved = json.loads((tmp_path / "o.json").read_text())
     assert saved == report and report["command"] == "run"
-    assert audio.read_channel_mask(out) == 0x2D63F
+    assert read_channel_mask(out) == 0x2D63F
     assert report["settings"] == {**report["settings"], "format": "4+7+0", "center": 1.0, "exact_downmix": False}
     assert report["input"]["treated_as"] == "stereo" and report["frames"] == signal.shape[1]
     assert all(ch["peak_dbfs"] is not None for ch in report["channels"] if ch["label"] != "LFE")
@@ -93,14 +93,14 @@ def mono_music(tmp_path_factory):
     """The bundled quartet mixed to mono, with a little reverberation."""
     from conftest import ROOT
 
-    parts = [audio.read(p, sample_rate=RATE)[0][0] for p in sorted((ROOT / "examples/string_quartet/stems").glob("*"))]
+    parts = [read(p, sample_rate=RATE)[0][0] for p in sorted((ROOT / "examples/string_quartet/stems").glob("*"))]
     m = np.sum(parts, axis=0)[:RATE * 5]
     rng = np.random.default_rng(3)
     tail = rng.standard_normal(RATE // 2) * np.exp(-np.arange(RATE // 2) / (0.12 * RATE)) * 0.05
     m = np.convolve(m, np.concatenate([[1.0], tail]))[:len(m)]
     m = (0.5 * m / np.abs(m).max()).astype(np.float32)
     path = tmp_path_factory.mktemp("mono") / "mono.flac"
-    audio.write(path, m[None], RATE, "PCM_24")
+    write(path, m[None], RATE, "PCM_24")
     return path, m
 
 
@@ -123,7 +123,7 @@ def test_mono_is_spread_not_copied(tmp_path, mono_music):
 def test_identical_stereo_channels_are_treated_as_mono(tmp_path, mono_music):
     _, m = mono_music
     dual = tmp_path / "dual.wav"
-    audio.write(dual, np.stack([m, m]), RATE, "PCM_24")
+    write(dual, np.stack([m, m]), RATE, "PCM_24")
     _, report = upmix(tmp_path, dual, "5.1")
     assert report["input"]["treated_as"] == "mono"
     out, report = upmix(tmp_path, dual, "5.1", exact_downmix=True)
@@ -134,7 +134,7 @@ def test_lfe_gets_only_bass_when_asked(tmp_path):
     t = np.arange(RATE * 2) / RATE
     x = (0.2 * np.sin(2 * np.pi * 50 * t) + 0.2 * np.sin(2 * np.pi * 2000 * t)).astype(np.float32)
     src = tmp_path / "in.wav"
-    audio.write(src, np.stack([x, 0.5 * x]), RATE, "FLOAT")
+    write(src, np.stack([x, 0.5 * x]), RATE, "FLOAT")
     out, _ = upmix(tmp_path, src, "5.1")
     assert np.all(out[3] == 0)
     out, report = upmix(tmp_path, src, "5.1", lfe=True)
@@ -227,13 +227,13 @@ def test_run_command_and_errors(tmp_path, protocol, rng):
     out = tmp_path / "o.wav"
     proc = run_cli("run", src, "-o", out, "-f", "5.1")
     assert proc.returncode == 0, proc.stderr
-    assert "fold-down SNR" in proc.stdout and audio.read_channel_mask(out) == 0x60F
+    assert "fold-down SNR" in proc.stdout and read_channel_mask(out) == 0x60F
     six = tmp_path / "six.wav"
-    audio.write(six, rng.standard_normal((6, 4800)) * 0.1, RATE, "PCM_16")
+    write(six, rng.standard_normal((6, 4800)) * 0.1, RATE, "PCM_16")
     nan = tmp_path / "nan.wav"
     x = rng.standard_normal((2, 48000)) * 0.1
     x[1, 40000] = np.nan
-    audio.write(nan, x, RATE, "FLOAT")
+    write(nan, x, RATE, "FLOAT")
     bad_out = tmp_path / "bad.wav"
     assert_clean_failure(run_cli("run", six, "-o", bad_out), "six.wav", "mono, stereo or AmbiX", "6 channels")
     assert_clean_failure(run_cli("run", nan, "-o", bad_out), "nan.wav", "NaN")

@@ -9,10 +9,10 @@ import scipy.signal
 import soundfile
 
 from conftest import ROOT, run_cli
-from upmix import audio
 from upmix.analysis import energy_vector_azimuth, out_of_tone_db
 from upmix.errors import UpmixError
 from upmix.geometry import SPEED_OF_SOUND, rotate_yaw
+from upmix.io import read, write
 from upmix.layouts import get_layout
 from upmix.pipeline import render_scene
 from upmix.render.moving import Trajectory
@@ -27,14 +27,14 @@ def sine(folder, name, seconds, freq=TONE, amplitude=0.25):
     """A tone with a 50 ms fade-in (so its start is no click of its own)."""
     t = np.arange(int(seconds * RATE)) / RATE
     fade = np.sin(np.pi / 2 * np.clip(t / 0.05, 0, 1)) ** 2
-    audio.write(folder / f"{name}.wav", (amplitude * fade * np.sin(2 * np.pi * freq * t))[None], RATE, "FLOAT")
+    write(folder / f"{name}.wav", (amplitude * fade * np.sin(2 * np.pi * freq * t))[None], RATE, "FLOAT")
 
 
 def render(tmp_path, text, fmt, **kw):
     (tmp_path / "scene.yaml").write_text(textwrap.dedent(text))
     out = tmp_path / "out.wav"
     report = render_scene(tmp_path / "scene.yaml", out, stems_dir=tmp_path, format=fmt, bits="float", **kw)
-    return audio.read(out)[0].astype(float), report
+    return read(out)[0].astype(float), report
 
 
 def level_db(y):
@@ -130,7 +130,7 @@ def test_direction_follows_the_walk_and_the_turn(tmp_path):
     """Walking past a source at 4+7+0, then turning left: the energy vector follows the source's
     direction as seen from the moving, turning head."""
     rng = np.random.default_rng(3)
-    audio.write(tmp_path / "noise.wav", 0.1 * rng.standard_normal((1, 10 * RATE)), RATE, "FLOAT")
+    write(tmp_path / "noise.wav", 0.1 * rng.standard_normal((1, 10 * RATE)), RATE, "FLOAT")
     text = """
     objects:
       - {stem: noise, position: [3, 10, 0]}
@@ -189,7 +189,7 @@ def test_walking_up_to_the_flute(tmp_path):
     report = render_scene(ROOT / "layouts/scenes/orchestra.yaml", out, stems_dir=tmp_path, format="7.1.4",
                           bits="float", walk=tmp_path / "walk.yaml")
     assert report["moving"] and report["room"] is not None
-    y = audio.read(out)[0].astype(float)
+    y = read(out)[0].astype(float)
     shares = []
     for start in np.arange(0.0, 10.0, 1.0):
         seg = y[:, int(start * RATE):int((start + 1) * RATE)] * np.hanning(RATE)

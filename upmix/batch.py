@@ -8,7 +8,7 @@
   with the output's SHA-256, size and timing, ``failed`` with the reason). A rerun skips a job
   whose last event is ``done`` with the same settings hash (settings and the input's size and
   modification time) while its output is still there unchanged; everything else is redone.
-- **Outputs** are written atomically by the job (`upmix.audio.AudioWriter`: a temporary file in the
+- **Outputs** are written atomically by the job (`upmix.io.AudioWriter`: a temporary file in the
   same folder, then a rename), so a killed batch leaves no half file under a final name; the
   temporary files a killed job left are removed when it runs again.
 - **Engines**: ``local`` (a process pool of `jobs` workers, nothing else needed) or ``ray`` (the

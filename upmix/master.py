@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SUBTYPES, AudioWriter, BlockReader
 from .dsp import LoudnessMeter, SignalStats, TruePeakLimiter
 from .errors import UpmixError
+from .io import SUBTYPES, AudioWriter, BlockReader
 from .render.targets import Target
 
 DIALOGUE_WITHIN_LU = 10.0

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .audio import SUBTYPES, AudioInfo, AudioWriter, BlockReader
 from .dsp import LoudnessMeter, SignalStats
 from .errors import UpmixError
 from .files import refuse_overwriting, temporary_sibling
 from .geometry import cartesian
+from .io import SUBTYPES, AudioInfo, AudioWriter, BlockReader
 from .layouts import WAV_SPEAKER_BITS, get_layout, layout_for_mask, mask_labels
 from .master import Delivery
 from .render.renderer import SceneRenderer, file_sources

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .audio import BlockReader, probe
 from .dsp import LoudnessMeter
 from .errors import UpmixError
 from .files import refuse_overwriting
+from .io import BlockReader, probe
 from .jobs.presets import get_preset
 from .layouts import get_layout, presets_dir
 from .master import Delivery

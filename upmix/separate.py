@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .audio import AudioWriter, BlockReader, probe
 from .dsp import to_db
 from .errors import UpmixError
 from .files import refuse_overwriting
+from .io import AudioWriter, BlockReader, probe
 from .pipeline import Progress, SnrMeter, compute_threads, write_json
 
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from upmix.audio import write
+from upmix.io import write
 
 RATE = 44100
 BEAT = 1.25  # seconds per chord

@@ -25,10 +25,10 @@ from typing import Protocol
 
 import numpy as np
 
-from ..audio import DEFAULT_BLOCK, BlockReader
 from ..dsp import BlockConvolver, LowPass, decorrelation_filters, to_db
 from ..errors import UpmixError
 from ..geometry import SPEED_OF_SOUND, cartesian, relative_direction
+from ..io import DEFAULT_BLOCK, BlockReader
 from ..scene import Scene, SceneObject, object_source
 from .targets import Target
 

@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..audio import DEFAULT_BLOCK
+from ..io import DEFAULT_BLOCK
 
 Stems = dict[str, np.ndarray]
 """Stem name -> (channels, frames) float32 audio."""
