@@ -47,7 +47,8 @@ def job(name: str, folder: Path) -> None:
 
     from upmix.geometry import cartesian
     from upmix.io import AudioWriter, read
-    from upmix.pipeline import compute_threads, render_scene
+    from upmix.jobs.output import compute_threads
+    from upmix.jobs.render import render_scene
     from upmix.render.binaural import MOVE_BLOCK, MovingBinaural, get_hrtf
 
     start = time.perf_counter()

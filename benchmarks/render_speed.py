@@ -54,7 +54,7 @@ def make_stems(folder: Path, seconds: float) -> Path:
 
 def job(name: str, folder: Path) -> None:
     """Run one job in this process and print its own duration in seconds."""
-    from upmix.pipeline import render_scene
+    from upmix.jobs.render import render_scene
     from upmix.render.renderer import SceneRenderer, file_sources
     from upmix.render.targets import get_target
     from upmix.scene import load_scene

@@ -20,8 +20,8 @@ import numpy as np
 from upmix.analysis import energy_vector_azimuth, out_of_tone_db, reverberation_time
 from upmix.geometry import SPEED_OF_SOUND, cartesian
 from upmix.io import read, write
+from upmix.jobs.render import render_scene
 from upmix.layouts import get_layout
-from upmix.pipeline import render_scene
 from upmix.render.binaural import get_hrtf, lag
 
 RATE = 48000

@@ -44,7 +44,7 @@ def make(path: Path, seconds: float) -> None:
 
 def job(model: str, device: str, source: Path, out: Path) -> None:
     from upmix.allocator import keep_freed_memory
-    from upmix.separate import separate_file
+    from upmix.jobs.separate import separate_file
 
     keep_freed_memory()  # as the `upmix` command does
     start = time.perf_counter()

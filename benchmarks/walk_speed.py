@@ -62,7 +62,7 @@ def job(name: str, folder: Path) -> None:
         np.asarray(room.mic_array.signals)
         print(time.perf_counter() - start)
         return
-    from upmix.pipeline import render_scene
+    from upmix.jobs.render import render_scene
 
     fmt, _, still = name.partition(":")
     scene = folder / ("still.yaml" if still else "scene.yaml")

@@ -7,8 +7,8 @@ import scipy.special
 from conftest import run_cli
 from upmix.geometry import cartesian
 from upmix.io import read, write
+from upmix.jobs.render import render_ambix, render_scene
 from upmix.layouts import get_layout
-from upmix.pipeline import render_ambix, render_scene
 from upmix.render.ambisonics import allrad_decoder, encode, magls_decoder, speaker_decoder
 from upmix.render.binaural import get_hrtf
 from upmix.render.sh import sn3d, spaudiopy
@@ -105,7 +105,7 @@ def ambix_file(tmp_path_factory):
 
 def test_ambix_input_decodes_to_speakers_and_headphones(tmp_path, ambix_file):
     report = render_ambix(ambix_file, tmp_path / "o51.wav", format="5.1", bits="float")
-    assert report["input_format"] == "ambix3"
+    assert report["input"]["format"] == "ambix3"
     y = read(tmp_path / "o51.wav")[0]
     e = np.sum(y ** 2, axis=1)
     assert np.argmax(e) == 4  # M+110

@@ -10,7 +10,8 @@ from upmix.dsp import resample
 from upmix.errors import UpmixError
 from upmix.geometry import cartesian
 from upmix.io import read, write
-from upmix.pipeline import binauralize, render_scene
+from upmix.jobs.binauralize import binauralize
+from upmix.jobs.render import render_scene
 from upmix.render.binaural import MOVE_BLOCK, MovingBinaural, default_hrtf_path, get_hrtf, lag, load_sofa
 
 RATE = 48000
@@ -175,7 +176,7 @@ def test_binauralize_7_1_4(tmp_path):
     write(src, x, RATE, "FLOAT", 0x2D63F)
     report = binauralize(src, tmp_path / "out.wav", bits="float")
     y = read(tmp_path / "out.wav")[0]
-    assert report["input_layout"] == "4+7+0" and y.shape[0] == 2
+    assert report["input"]["format"] == "4+7+0" and y.shape[0] == 2
     assert np.sum(y[0] ** 2) > 10 * np.sum(y[1] ** 2)
     proc = run_cli("binauralize", src, "-o", tmp_path / "cli.wav")
     assert proc.returncode == 0, proc.stderr

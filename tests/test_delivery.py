@@ -9,8 +9,9 @@ import soundfile as sf
 from conftest import run_cli
 from upmix.dsp import LoudnessMeter, TruePeakLimiter, TruePeakMeter
 from upmix.io import write
+from upmix.jobs.options import RunOptions
+from upmix.jobs.upmix import upmix_file
 from upmix.master import Delivery, dialogue_gate
-from upmix.run import upmix_file
 
 RATE = 48000
 
@@ -96,7 +97,7 @@ def test_run_delivers_loudness_and_true_peak(tmp_path, rng, loudness, ceiling):
     src = tmp_path / "in.wav"
     write(src, _programme(rng), 44100)
     out = tmp_path / "out.wav"
-    report = upmix_file(src, out, format="5.1", delivery=Delivery(loudness, ceiling))
+    report = upmix_file(src, out, RunOptions(format="5.1", loudness=loudness, true_peak=ceiling))
     d = report["delivery"]
     assert d["measured_as"] == "integrated"
     assert d["before"]["integrated_lufs"] is not None and d["before"]["true_peak_dbtp"] is not None
@@ -117,8 +118,8 @@ def test_ambix_input_is_delivered_too(tmp_path, rng):
     src = tmp_path / "scene.wav"
     x = rng.standard_normal(2 * RATE) * 0.2
     write(src, (encode(1, cartesian(30, 0)[None])[0][:, None] * x).astype(np.float32), RATE, "FLOAT", 0)
-    report = upmix_file(src, tmp_path / "out.wav", format="5.1", delivery=Delivery(-23.0, -1.0))
-    assert report["input_format"] == "ambix1"
+    report = upmix_file(src, tmp_path / "out.wav", RunOptions(format="5.1", loudness=-23.0, true_peak=-1.0))
+    assert report["input"]["format"] == "ambix1"
     assert report["delivery"]["after"]["integrated_lufs"] == pytest.approx(-23.0, abs=0.1)
     assert report["delivery"]["after"]["true_peak_dbtp"] <= -0.95
 
@@ -126,8 +127,8 @@ def test_ambix_input_is_delivered_too(tmp_path, rng):
 def test_loudness_without_limiter_keeps_the_shape(tmp_path, rng):
     src = tmp_path / "in.wav"
     write(src, 0.1 * _programme(rng), 44100)
-    plain = upmix_file(src, tmp_path / "plain.wav", format="5.1")
-    loud = upmix_file(src, tmp_path / "loud.wav", format="5.1", delivery=Delivery(loudness=-23.0))
+    plain = upmix_file(src, tmp_path / "plain.wav", RunOptions(format="5.1"))
+    loud = upmix_file(src, tmp_path / "loud.wav", RunOptions(format="5.1", loudness=-23.0))
     a, _ = sf.read(tmp_path / "plain.wav", dtype="float64")
     b, _ = sf.read(tmp_path / "loud.wav", dtype="float64")
     gain = 10 ** (loud["delivery"]["gain_db"] / 20)
@@ -171,8 +172,8 @@ def test_film_preset_places_dialogue_music_effects_and_lfe(tmp_path, rng):
     src = tmp_path / "reel.wav"
     write(src, x, rate)
     out = tmp_path / "reel_7.1.4.wav"
-    report = upmix_file(src, out, format="7.1.4", preset="film", delivery=Delivery(-24.0, -2.0))
-    assert report["settings"]["preset"] == "film" and report["settings"]["sample_rate"] == 48000
+    report = upmix_file(src, out, RunOptions(format="7.1.4", preset="film", loudness=-24.0, true_peak=-2.0))
+    assert report["settings"]["preset"] == "film" and report["sample_rate"] == 48000
     assert report["dialogue_stem"] == "direct.M+000"
     assert report["delivery"]["measured_as"] == "dialogue-gated"
     y, r = sf.read(out, dtype="float32", always_2d=True)
@@ -194,7 +195,7 @@ def test_film_preset_places_dialogue_music_effects_and_lfe(tmp_path, rng):
         return spectrum[np.abs(freqs - 60) < 1].max() / np.median(spectrum[(freqs > 40) & (freqs < 80)])
 
     assert ch["LFE"] > 0
-    music = upmix_file(src, tmp_path / "music.wav", format="7.1.4", lfe=True)
+    music = upmix_file(src, tmp_path / "music.wav", RunOptions(format="7.1.4", lfe=True))
     film_hum = hum_ratio(out, labels)
     music_hum = hum_ratio(tmp_path / "music.wav", [c["label"] for c in music["channels"]])
     print(f"60 Hz over its neighbours in the LFE: film {film_hum:.1f}, all bass {music_hum:.1f}")

@@ -6,8 +6,8 @@ import torch
 
 from upmix.analysis import protocol_signal, sdr
 from upmix.io import read, write
+from upmix.jobs.render import render_scene
 from upmix.layouts import get_layout
-from upmix.pipeline import render_scene
 from upmix.separation import MonoSeparator, SpatialSeparator
 from upmix.stage import Stage, StageOptions
 

@@ -15,8 +15,9 @@ import pytest
 
 from conftest import run_cli
 from test_batch import RATE, _checksums, _folder, _journal, _music
-from upmix.batch import JOURNAL, LOCK, _leftovers, collect_jobs, file_checksum
+from upmix.batch import JOURNAL, LOCK, collect_jobs, file_checksum
 from upmix.io import write
+from upmix.jobs.output import leftovers
 
 
 def _failed(stderr: str) -> list[str]:
@@ -201,8 +202,8 @@ def test_leftovers_of_this_job_and_nothing_else(tmp_path):
               ".x.wav.notes.txt", ".y.wav.abcdefgh.part", ".x.wav.123.render.wav.456.render.wav"]
     for name in mine + others:
         (tmp_path / name).write_text("x")
-    assert sorted(p.name for p in _leftovers(tmp_path / "x.wav")) == sorted(mine)
-    assert [p.name for p in _leftovers(tmp_path / "x[1].wav")] == []
+    assert sorted(p.name for p in leftovers(tmp_path / "x.wav")) == sorted(mine)
+    assert [p.name for p in leftovers(tmp_path / "x[1].wav")] == []
 
 
 def test_a_rerun_removes_the_temporary_files_of_a_killed_delivered_job(tmp_path, rng):

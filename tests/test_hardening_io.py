@@ -41,11 +41,12 @@ def short_file(folder, frames, channels, rng):
 @pytest.mark.parametrize("channels", [1, 2])
 @pytest.mark.parametrize("frames", SHORT + [65537])  # 65537: a last block of one sample after a full one
 def test_run_takes_short_inputs(tmp_path, rng, frames, channels):
-    from upmix.run import upmix_file
+    from upmix.jobs.options import RunOptions
+    from upmix.jobs.upmix import upmix_file
 
     src = short_file(tmp_path, frames, channels, rng)
     out = tmp_path / "out.wav"
-    report = upmix_file(src, out, format="5.1", bits="float")
+    report = upmix_file(src, out, RunOptions(format="5.1", bits="float"))
     assert report["frames"] == frames and probe(out).frames == frames
     assert report["input"]["treated_as"] == ("mono" if channels == 1 else "stereo")
 
@@ -53,7 +54,7 @@ def test_run_takes_short_inputs(tmp_path, rng, frames, channels):
 @pytest.mark.parametrize("channels", [1, 2])
 @pytest.mark.parametrize("frames", SHORT)
 def test_separate_mono_takes_short_inputs(tmp_path, rng, frames, channels):
-    from upmix.separate import separate_file
+    from upmix.jobs.separate import separate_file
 
     src = short_file(tmp_path, frames, channels, rng)
     report = separate_file(src, tmp_path / "stems", model="mono", bits="float")
@@ -224,15 +225,16 @@ def job_inputs(tmp_path_factory):
 
 
 def _jobs():
-    from upmix.master import Delivery
-    from upmix.pipeline import binauralize, render_ambix, render_scene
-    from upmix.run import upmix_file
-    from upmix.separate import separate_file
+    from upmix.jobs.binauralize import binauralize
+    from upmix.jobs.options import RunOptions
+    from upmix.jobs.render import render_ambix, render_scene
+    from upmix.jobs.separate import separate_file
+    from upmix.jobs.upmix import upmix_file
 
     return {
-        "run": lambda i, out: upmix_file(i / "mono.wav", out / "x.wav", format="5.1", bits="float"),
-        "run-delivered": lambda i, out: upmix_file(i / "mono.wav", out / "x.wav", format="5.1",
-                                                   delivery=Delivery(loudness=-23.0)),
+        "run": lambda i, out: upmix_file(i / "mono.wav", out / "x.wav", RunOptions(format="5.1", bits="float")),
+        "run-delivered": lambda i, out: upmix_file(i / "mono.wav", out / "x.wav",
+                                                   RunOptions(format="5.1", loudness=-23.0)),
         "render": lambda i, out: render_scene(i / "scene.yaml", out / "x.wav", stems_dir=i, format="5.1"),
         "walk": lambda i, out: render_scene(i / "scene.yaml", out / "x.wav", stems_dir=i, format="5.1",
                                             walk=i / "walk.yaml", require_path=True),
@@ -303,7 +305,8 @@ def test_full_disk_while_writing_the_audio(tmp_path, job_inputs, job, monkeypatc
 
 def test_a_real_full_disk(tmp_path, job_inputs):
     """A 64 KiB tmpfs (only where this user may mount one) holds no 5.1 output of 0.25 s."""
-    from upmix.run import upmix_file
+    from upmix.jobs.options import RunOptions
+    from upmix.jobs.upmix import upmix_file
 
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -312,7 +315,7 @@ def test_a_real_full_disk(tmp_path, job_inputs):
         pytest.skip("cannot mount a small tmpfs here")
     try:
         with pytest.raises(UpmixError, match="No space left on device") as caught:
-            upmix_file(job_inputs / "mono.wav", disk / "x.wav", format="5.1", bits="float")
+            upmix_file(job_inputs / "mono.wav", disk / "x.wav", RunOptions(format="5.1", bits="float"))
         assert caught.value.path == str(disk / "x.wav")
         assert list(disk.iterdir()) == []
     finally:

@@ -133,7 +133,7 @@ def test_separate_never_writes_over_its_input(tmp_path):
 @pytest.mark.parametrize("how", ["hard link", "input is a link", "output is a link"])
 def test_separate_never_writes_over_a_link_to_its_input(tmp_path, how):
     from upmix.errors import UpmixError
-    from upmix.separate import separate_file
+    from upmix.jobs.separate import separate_file
 
     out_dir = tmp_path / "stems"
     out_dir.mkdir()
@@ -229,7 +229,7 @@ def test_separate_reports_clipped_stems_as_written(tmp_path):
     assert len(warning) == 1 and f"{report['clipped_samples']} samples" in warning[0]
     assert f"{report['mix_snr_db']} dB SNR" in proc.stdout
 
-    from upmix.separate import separate_file
+    from upmix.jobs.separate import separate_file
 
     report = separate_file(src, tmp_path / "float", model="spatial", device="cpu", bits="float")
     assert report["warnings"] == [] and report["clipped_samples"] == 0

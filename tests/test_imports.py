@@ -87,7 +87,7 @@ def test_the_import_graph_sees_relative_and_function_level_imports():
     assert "upmix.separation.orchestra" in graph["upmix.separation"]  # `from .orchestra import` in a function
     assert "upmix.io" in graph["upmix.separation.base"]  # `from ..io import`
     assert "upmix.separation.model" in graph["upmix.separation.base"]  # inside a function
-    assert "upmix" in graph["upmix.run"]  # `from . import __version__`
+    assert "upmix" in graph["upmix.jobs.output"]  # `from .. import __version__`
 
 
 def test_no_import_cycles():
@@ -98,6 +98,39 @@ def test_no_import_cycles():
         tuple(TopologicalSorter(graph).static_order())
     except CycleError as e:
         pytest.fail(f"import cycle: {' -> '.join(e.args[1])}")
+
+
+LAYERS = (
+    ("interface", ("upmix.cli", "upmix.__main__")),
+    ("batch", ("upmix.batch",)),
+    ("jobs", ("upmix.jobs",)),
+    ("seating", ("upmix.seating",)),
+    ("separation", ("upmix.separation",)),
+    ("stage", ("upmix.stage",)),
+    ("mastering and analysis", ("upmix.master", "upmix.analysis")),
+    ("render", ("upmix.render",)),
+    ("scene", ("upmix.scene",)),
+    ("io", ("upmix.io",)),
+    ("base", ("upmix.dsp", "upmix.stft", "upmix.geometry", "upmix.layouts", "upmix.validate", "upmix.errors",
+              "upmix.files", "upmix.cache", "allocator", "upmix.allocator", "upmix")),
+)
+"""The layers of `upmix/`, top first (the map of DESIGN.md): a module imports only from its own
+layer and those below it."""
+
+
+def layer_of(module: str) -> int:
+    return next(i for i, (_, prefixes) in enumerate(LAYERS)
+                if any(module == p or module.startswith(p + ".") for p in prefixes))
+
+
+def test_imports_point_down_the_layers():
+    """No arrow runs back up: the jobs never import the CLI or the batch, seating imports no job,
+    separation imports no seating, the stage geometry nothing above render, render no scene
+    seating or separation, io nothing above the base modules."""
+    upward = [f"{a} ({LAYERS[layer_of(a)][0]}) -> {b} ({LAYERS[layer_of(b)][0]})"
+              for a, targets in import_graph(("upmix",)).items() for b in sorted(targets)
+              if layer_of(b) < layer_of(a)]
+    assert upward == []
 
 
 def test_no_private_names_cross_modules():

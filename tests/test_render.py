@@ -12,8 +12,8 @@ from test_audio import mask_from_bytes
 from conftest import ROOT, require_ffmpeg
 from upmix.geometry import SPEED_OF_SOUND
 from upmix.io import read, write
+from upmix.jobs.render import render_scene
 from upmix.layouts import get_layout
-from upmix.pipeline import render_scene
 from upmix.render.renderer import LFE_GAIN, SceneRenderer, file_sources
 from upmix.render.targets import get_target
 from upmix.scene import load_scene
@@ -125,7 +125,7 @@ def test_diffuse_objects_are_decorrelated(tmp_path, stems):
 def test_lfe_only_with_bass_management(tmp_path, stems):
     objects = "- {stem: low, position: {azimuth: 0, distance: 1}}\n- {stem: high, position: {azimuth: 0, distance: 1}}"
     y, report = render(tmp_path, stems, objects, "5.1")
-    assert np.all(y[3] == 0) and report["lfe_from_bass"] is False
+    assert np.all(y[3] == 0) and report["settings"]["lfe_from_bass"] is False
     y, report = render(tmp_path, stems, objects, "5.1", lfe=True)
     lfe = y[3, RATE // 4:RATE]
     t = np.arange(len(lfe)) / RATE

@@ -9,10 +9,11 @@ import pytest
 from conftest import run_cli
 from upmix.dsp import to_db
 from upmix.io import read, write
+from upmix.jobs.options import RunOptions
+from upmix.jobs.separate import separate_file
+from upmix.jobs.upmix import upmix_file
 from upmix.layouts import get_layout
 from upmix.render.downmix import fold_down_matrix
-from upmix.run import upmix_file
-from upmix.separate import separate_file
 
 RATE = 48000
 
@@ -37,7 +38,7 @@ def snr_db(estimate: np.ndarray, reference: np.ndarray) -> float:
 @pytest.mark.parametrize("bits", ["24", "float"])
 def test_exact_downmix_snr_is_that_of_the_written_file(tmp_path, stereo, bits):
     out = tmp_path / f"o{bits}.wav"
-    report = upmix_file(stereo, out, format="7.1.4", exact_downmix=True, bits=bits)
+    report = upmix_file(stereo, out, RunOptions(format="7.1.4", exact_downmix=True, bits=bits))
     y, _ = read(out)
     x, _ = read(stereo)
     measured = snr_db(fold_down_matrix(get_layout("7.1.4")) @ y.astype(np.float64), x)
@@ -47,7 +48,7 @@ def test_exact_downmix_snr_is_that_of_the_written_file(tmp_path, stereo, bits):
 
 def test_plain_run_reports_the_true_peak_info_measures(tmp_path, stereo):
     out = tmp_path / "o.wav"
-    report = upmix_file(stereo, out, format="5.1")
+    report = upmix_file(stereo, out, RunOptions(format="5.1"))
     assert report["true_peak_dbtp"] is not None and np.isfinite(report["true_peak_dbtp"])
     proc = run_cli("info", out, "--json")
     assert proc.returncode == 0, proc.stderr
@@ -103,10 +104,10 @@ def test_true_peak_skipping_quiet_windows_changes_nothing(rng):
 
 
 def test_info_of_an_ambix_run_gives_the_runs_loudness(tmp_path, stereo):
-    from upmix.pipeline import describe_file
+    from upmix.jobs.describe import describe_file
 
     out = tmp_path / "a3.wav"
-    report = upmix_file(stereo, out, format="ambix3")
+    report = upmix_file(stereo, out, RunOptions(format="ambix3"))
     desc = describe_file(out)
     assert desc["format"] == "ambix3" and desc["channel_info"][0]["label"] == "ACN0"
     assert desc["integrated_lufs"] == pytest.approx(report["integrated_lufs"], abs=0.1)

@@ -8,8 +8,8 @@ import scipy.signal
 from upmix.analysis import reverberation_time
 from upmix.geometry import SPEED_OF_SOUND, cartesian
 from upmix.io import read, write
+from upmix.jobs.render import render_scene
 from upmix.layouts import get_layout
-from upmix.pipeline import render_scene
 from upmix.render.binaural import default_hrtf_path, get_hrtf, lag, load_sofa
 from upmix.render.room import EARLY_TIME_S, ImageSet, acoustics, early_responses, images
 from upmix.render.targets import get_target

@@ -9,9 +9,10 @@ import pytest
 from conftest import run_cli
 from upmix.analysis import measure, protocol_signal
 from upmix.io import read, read_channel_mask, write
+from upmix.jobs.options import RunOptions
+from upmix.jobs.upmix import upmix_file
 from upmix.layouts import get_layout
 from upmix.render.downmix import fold_down_gains
-from upmix.run import upmix_file
 from upmix.separation import MonoSeparator, SpatialSeparator
 from upmix.stage import Stage, StageOptions, stereo_azimuth
 
@@ -28,7 +29,7 @@ def protocol(tmp_path_factory):
 
 def upmix(tmp_path, src, fmt, **kw):
     out = tmp_path / "out.wav"
-    report = upmix_file(src, out, format=fmt, bits="float", **kw)
+    report = upmix_file(src, out, RunOptions(format=fmt, bits="float", **kw))
     return read(out)[0], report
 
 
@@ -49,7 +50,7 @@ def test_protocol_at_the_default_width(tmp_path, protocol, fmt):
 @pytest.mark.parametrize("fmt", ["5.1", "7.1.4"])
 def test_wider_stage_places_by_width(tmp_path, protocol, fmt):
     src, signal, segments = protocol
-    out, _ = upmix(tmp_path, src, fmt, options=StageOptions(width=45.0))
+    out, _ = upmix(tmp_path, src, fmt, width=45.0)
     for r in measure(out, signal, get_layout(fmt), segments, RATE, width=45.0):
         assert abs(r.energy_db) <= 0.5, r
         if r.segment.kind in ("pan", "tone"):
@@ -59,7 +60,7 @@ def test_wider_stage_places_by_width(tmp_path, protocol, fmt):
 @pytest.mark.parametrize("fmt,width", [("5.1", 30.0), ("7.1.4", 30.0), ("7.1.4", 60.0)])
 def test_exact_downmix(tmp_path, protocol, fmt, width):
     src, signal, segments = protocol
-    out, report = upmix(tmp_path, src, fmt, exact_downmix=True, options=StageOptions(width=width))
+    out, report = upmix(tmp_path, src, fmt, exact_downmix=True, width=width)
     assert report["fold_down_snr_db"] >= 60
     for r in measure(out, signal, get_layout(fmt), segments, RATE, width=width):
         assert r.fold_down_snr_db >= 60.0, r
@@ -68,11 +69,12 @@ def test_exact_downmix(tmp_path, protocol, fmt, width):
 def test_report_and_file(tmp_path, protocol):
     src, signal, _ = protocol
     out = tmp_path / "o.wav"
-    report = upmix_file(src, out, format="7.1.4")
+    report = upmix_file(src, out, RunOptions(format="7.1.4"))
     saved = json.loads((tmp_path / "o.json").read_text())
     assert saved == report and report["command"] == "run"
     assert read_channel_mask(out) == 0x2D63F
-    assert report["settings"] == {**report["settings"], "format": "4+7+0", "center": 1.0, "exact_downmix": False}
+    assert report["format"] == "4+7+0"
+    assert report["settings"] == {**report["settings"], "center": 1.0, "exact_downmix": False}
     assert report["input"]["treated_as"] == "stereo" and report["frames"] == signal.shape[1]
     assert all(ch["peak_dbfs"] is not None for ch in report["channels"] if ch["label"] != "LFE")
     assert report["integrated_lufs"] is not None and report["processing_time_s"] > 0
@@ -154,7 +156,7 @@ def test_recording_seated_on_a_scene(tmp_path, protocol):
                      "  - {stem: middle_seat, position: {azimuth: 0, distance: 3}}\n"
                      "  - {stem: right_seat, position: {azimuth: -60, distance: 3}}\n"
                      "render: {propagation_delay: false, reference_distance: 3}\n")
-    out, report = upmix(tmp_path, src, "5.1", scene_file=scene)
+    out, report = upmix(tmp_path, src, "5.1", scene=scene)
     assert report["fold_down_snr_db"] is None and report["settings"]["scene"] == str(scene)
     layout = get_layout("5.1")
     results = {r.segment.label: r for r in measure(out, signal, layout, segments, RATE)}

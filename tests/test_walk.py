@@ -13,8 +13,8 @@ from upmix.analysis import energy_vector_azimuth, out_of_tone_db
 from upmix.errors import UpmixError
 from upmix.geometry import SPEED_OF_SOUND, rotate_yaw
 from upmix.io import read, write
+from upmix.jobs.render import render_scene
 from upmix.layouts import get_layout
-from upmix.pipeline import render_scene
 from upmix.render.moving import Trajectory
 from upmix.render.targets import get_target
 from upmix.scene import Keyframe, load_path, load_scene

@@ -2,8 +2,9 @@
 
 - **Jobs** come from files, folders (searched recursively for `AUDIO_EXTENSIONS`; the output
   keeps the file's path below the folder) and CSV manifests (column ``input``, optional
-  ``output`` name and per-file settings in columns named as in `SETTINGS`; paths relative to
-  the manifest). Two jobs that would write the same output are an error for the second.
+  ``output`` name and per-file options in columns named as the fields of
+  `upmix.jobs.options.RunOptions`; paths relative to the manifest). Two jobs that would write
+  the same output are an error for the second.
 - **Journal**: ``OUTDIR/upmix-journal.jsonl``, one JSON line per event (``started``, ``done``
   with the output's SHA-256, size and timing, ``failed`` with the reason). A rerun skips a job
   whose last event is ``done`` with the same settings hash (settings and the input's size and
@@ -33,22 +34,22 @@ from __future__ import annotations
 import csv
 import fcntl
 import functools
-import glob
 import hashlib
 import json
 import os
 import queue
-import re
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from .errors import UpmixError
+from .jobs.options import RunOptions
+from .jobs.output import leftovers, report_path
 
 JOURNAL = "upmix-journal.jsonl"
 """The journal's file name in the output folder."""
@@ -66,31 +67,22 @@ kernels round the last elements of each thread's share differently, so a file co
 with 2 threads differs by 1 LSB; one fixed count makes ``--jobs 1`` and ``--jobs N`` (and Ray)
 write the same bytes. A batch runs its files in parallel instead (``--jobs``, one per core)."""
 
-SETTINGS: dict[str, type] = {
-    "format": str, "scene": str, "preset": str, "width": float, "center": float, "ambience_front": float,
-    "lfe": bool, "exact_downmix": bool, "loudness": float, "true_peak": float, "sample_rate": int, "bits": str,
-    "separator": str, "device": str,
-}
-"""Per-file settings (manifest columns, `upmix batch` options) and their types."""
-
-
 @dataclass(frozen=True)
 class Job:
-    """One file to convert: input, output path and settings (see `SETTINGS`; None = default)."""
+    """One file to convert: input, output path and options."""
 
     input: Path
     output: Path
-    settings: dict = field(default_factory=dict)
+    options: RunOptions = RunOptions()
 
     def settings_hash(self) -> str:
-        """SHA-256 (16 hex digits) of the settings and the input's size and modification time."""
+        """SHA-256 (16 hex digits) of the options and the input's size and modification time."""
         try:
             st = self.input.stat()
             stamp = [st.st_size, st.st_mtime_ns]
         except OSError:
             stamp = None
-        key = json.dumps({"settings": {k: v for k, v in sorted(self.settings.items()) if v is not None},
-                          "input": stamp}, sort_keys=True)
+        key = json.dumps({"settings": self.options.record(), "input": stamp}, sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     @functools.cached_property
@@ -110,48 +102,32 @@ class Rejected:
     error: str
 
 
-def _parse(value: str, kind: type, where: str) -> Any:
-    text = value.strip()
-    if text == "":
-        return None
-    try:
-        if kind is bool:
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        return kind(text)
-    except ValueError:
-        raise UpmixError(f"{where}: {text!r} is not a valid {kind.__name__}") from None
-
-
-def read_manifest(path: Path) -> list[tuple[Path, str | None, dict]]:
-    """Rows of a CSV manifest: (input, output name or None, settings); relative paths are taken
-    from the manifest's folder. Unknown columns and bad values are errors naming the row."""
+def read_manifest(path: Path, defaults: RunOptions) -> list[tuple[Path, str | None, RunOptions]]:
+    """Rows of a CSV manifest: (input, output name or None, options: `defaults` with the row's
+    own); relative paths are taken from the manifest's folder. Unknown columns and bad values are
+    errors naming the row."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             columns = [c.strip() for c in reader.fieldnames or []]
             if "input" not in columns:
                 raise UpmixError("a manifest needs an 'input' column", path)
-            unknown = [c for c in columns if c not in SETTINGS and c not in ("input", "output")]
+            known = [f.name for f in fields(RunOptions)]
+            unknown = [c for c in columns if c not in known and c not in ("input", "output")]
             if unknown:
                 raise UpmixError(f"unknown manifest column {unknown[0]!r}; known: input, output, "
-                                 f"{', '.join(SETTINGS)}", path)
+                                 f"{', '.join(known)}", path)
             rows = []
             for line, row in enumerate(reader, start=2):
                 row = {k.strip(): (v or "") for k, v in row.items() if k is not None}
                 if not row.get("input", "").strip():
                     raise UpmixError(f"row {line}: empty input", path)
-                settings = {k: _parse(v, SETTINGS[k], f"row {line}, column {k!r}")
-                            for k, v in row.items() if k in SETTINGS}
-                for key in ("scene",):
-                    if settings.get(key):
-                        settings[key] = str((path.parent / settings[key]).resolve())
+                try:
+                    options = defaults.with_strings({k: v for k, v in row.items() if k in known}, path.parent)
+                except UpmixError as exc:
+                    raise UpmixError(f"row {line}: {exc}") from None
                 name = row.get("output", "").strip() or None
-                rows.append((path.parent / row["input"].strip(), name, {k: v for k, v in settings.items()
-                                                                        if v is not None}))
+                rows.append((path.parent / row["input"].strip(), name, options))
             return rows
     except UpmixError as exc:
         if exc.path is None:
@@ -161,12 +137,13 @@ def read_manifest(path: Path) -> list[tuple[Path, str | None, dict]]:
         raise UpmixError(f"cannot read the manifest: {exc}", path) from None
 
 
-def collect_jobs(inputs: Iterable[Path], outdir: Path, settings: dict) -> tuple[list[Job], list[Rejected]]:
-    """The jobs for files, folders and CSV manifests, with `settings` as every job's defaults
-    (a manifest row's own settings win); and the inputs that make no job (missing files,
+def collect_jobs(inputs: Iterable[Path], outdir: Path,
+                 options: RunOptions = RunOptions()) -> tuple[list[Job], list[Rejected]]:
+    """The jobs for files, folders and CSV manifests, with `options` as every job's options
+    (a manifest row's own win); and the inputs that make no job (missing files,
     duplicate output names, an output or its report outside `outdir` or onto an input of the batch)."""
     outdir_abs = outdir.resolve()
-    planned: list[tuple[Path, Path, dict]] = []
+    planned: list[tuple[Path, Path, RunOptions]] = []
     manifests: list[Path] = []
     rejected: list[Rejected] = []
     for item in inputs:
@@ -174,13 +151,13 @@ def collect_jobs(inputs: Iterable[Path], outdir: Path, settings: dict) -> tuple[
         if item.suffix.lower() == ".csv" and item.is_file():
             manifests.append(item)
             planned += [(source, outdir / (name or f"{source.stem}.wav"), own)
-                        for source, name, own in read_manifest(item)]
+                        for source, name, own in read_manifest(item, options)]
         elif item.is_dir():
             found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
                            and not p.name.startswith(".") and outdir_abs not in p.resolve().parents)
-            planned += [(source, outdir / source.relative_to(item).with_suffix(".wav"), {}) for source in found]
+            planned += [(source, outdir / source.relative_to(item).with_suffix(".wav"), options) for source in found]
         elif item.is_file():
-            planned.append((item, outdir / f"{item.stem}.wav", {}))
+            planned.append((item, outdir / f"{item.stem}.wav", options))
         else:
             rejected.append(Rejected(str(item), "not found"))
     sources = [source for source, _, _ in planned] + manifests
@@ -190,7 +167,7 @@ def collect_jobs(inputs: Iterable[Path], outdir: Path, settings: dict) -> tuple[
     for source, output, own in planned:
         problem = _output_problem(output, outdir, outdir_abs, taken)
         if problem is None:
-            keys = (output.resolve(), output.with_suffix(".json").resolve())
+            keys = (output.resolve(), report_path(output).resolve())
             first = next((made_by[k] for k in keys if k in made_by), None)
             if first is not None:
                 problem = (f"duplicate output name {output.name!r} (also made from {first}); "
@@ -199,7 +176,7 @@ def collect_jobs(inputs: Iterable[Path], outdir: Path, settings: dict) -> tuple[
             rejected.append(Rejected(str(source), problem))
             continue
         made_by.update(dict.fromkeys(keys, source))
-        jobs.append(Job(source, output, {**settings, **own}))
+        jobs.append(Job(source, output, own))
     return jobs, rejected
 
 
@@ -236,7 +213,7 @@ def _output_problem(output: Path, outdir: Path, outdir_abs: Path, inputs: _Input
     the output folder, not onto the batch's own journal or lock, and not onto an input."""
     if output.name in ("", ".", ".."):
         return f"output {str(output)!r} is not a file name"
-    for path in (output, output.with_suffix(".json")):
+    for path in (output, report_path(output)):
         at = path.resolve()
         if outdir_abs not in at.parents:
             return f"output {str(path)!r} is outside the output folder {str(outdir)!r}"
@@ -362,27 +339,8 @@ class Journal:
         self._lock.close()
 
 
-_RANDOM = r"[a-z0-9_]+"
-"""The random part `tempfile.mkstemp` puts in a temporary file's name."""
-
-
-def _leftovers(output: Path) -> list[Path]:
-    """Temporary files a killed run of this job left beside its output: the output's and its
-    report's temporary siblings (`upmix.files.temporary_sibling`, a FLAC's ``.tagged`` rewrite),
-    the hidden first pass of a delivered render (`upmix.master.intermediate_path`) and its own
-    temporary sibling. The names are matched whole, so other outputs' files are never taken."""
-    if not output.parent.is_dir():
-        return []
-    name, report = re.escape(output.name), re.escape(output.with_suffix(".json").name)
-    pattern = re.compile(rf"\.{name}\.{_RANDOM}\.(part|tagged)|\.{name}\.\d+\.render\.wav"
-                         rf"|\.\.{name}\.\d+\.render\.wav\.{_RANDOM}\.part|\.{report}\.{_RANDOM}\.part")
-    found = {p for stem in (output.name, f".{output.name}", output.with_suffix(".json").name)
-             for p in output.parent.glob(f".{glob.escape(stem)}.*")}
-    return sorted(p for p in found if pattern.fullmatch(p.name))
-
-
 def _remove_leftovers(output: Path) -> None:
-    for p in _leftovers(output):
+    for p in leftovers(output):
         p.unlink(missing_ok=True)
 
 
@@ -392,30 +350,20 @@ def _one_line(exc: BaseException) -> str:
 
 
 def convert(job: Job, threads: int, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Run one job in this process (`upmix.run.upmix_file`) with `threads` compute threads;
+    """Run one job in this process (`upmix.jobs.upmix.upmix_file`) with `threads` compute threads;
     returns the result: ``status`` done (with ``checksum``, ``size``, ``mtime_ns``, ``seconds``,
     ``realtime_factor``) or failed (with ``error``, one line)."""
     os.environ["UPMIX_THREADS"] = str(threads)
     start = time.perf_counter()
     try:
-        from .jobs.presets import get_preset
-        from .master import Delivery
-        from .run import upmix_file
+        from .jobs.upmix import upmix_file
 
-        s = job.settings
         _remove_leftovers(job.output)
         try:
             job.output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UpmixError(f"cannot create the output folder: {exc.strerror or exc}", job.output.parent) from None
-        preset = s.get("preset") or "music"
-        report = upmix_file(
-            job.input, job.output, format=s.get("format"),
-            options=get_preset(preset).options(s.get("width"), s.get("center"), s.get("ambience_front")),
-            exact_downmix=bool(s.get("exact_downmix")), lfe=s.get("lfe"),
-            scene_file=Path(s["scene"]) if s.get("scene") else None, device=s.get("device") or "auto",
-            sample_rate=s.get("sample_rate"), bits=s.get("bits"), separator=s.get("separator") or "auto",
-            preset=preset, delivery=Delivery(s.get("loudness"), s.get("true_peak")), progress=progress)
+        report = upmix_file(job.input, job.output, job.options, progress=progress)
         st = job.output.stat()
         return {"status": "done", "checksum": file_checksum(job.output), "size": st.st_size,
                 "mtime_ns": st.st_mtime_ns, "seconds": round(time.perf_counter() - start, 3),
@@ -539,7 +487,7 @@ class RayEngine:
             import ray
             from ray.util.queue import Queue
         except ImportError:
-            raise UpmixError("--engine ray needs Ray: pip install 'upmix[ray]'") from None
+            raise UpmixError("{option} ray needs Ray: pip install 'upmix[ray]'", option="engine") from None
         self._ray = ray
         if not ray.is_initialized():
             try:
@@ -602,9 +550,9 @@ def run_batch(jobs: list[Job], outdir: Path, *, engine: str = "local", workers: 
     processes or on Ray; returns the summary. Failed jobs are journalled and reported; the
     batch goes on."""
     if workers < 1:
-        raise UpmixError(f"--jobs must be at least 1, not {workers}")
+        raise UpmixError(f"{{option}} must be at least 1, not {workers}", option="workers")
     if engine not in ("local", "ray"):
-        raise UpmixError(f"--engine must be local or ray, not {engine!r}")
+        raise UpmixError(f"{{option}} must be local or ray, not {engine!r}", option="engine")
     start = time.perf_counter()
     journal = Journal(outdir)
     summary = BatchSummary(failed=[(r.input, r.error) for r in rejected], warnings=journal.warnings)

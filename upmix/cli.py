@@ -193,7 +193,7 @@ def layouts(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
 def info(file: Path = typer.Argument(..., help="Audio file."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Print format, channels with their labels, duration, peaks, true peak and loudness of an audio file."""
-    from .pipeline import describe_file
+    from .jobs.describe import describe_file
 
     with _progress("measuring", True) as progress:
         desc = describe_file(file, progress)
@@ -245,21 +245,22 @@ def render(scene: Path = typer.Argument(..., metavar="SCENE", help="Scene file (
     """Render a scene's objects to a speaker layout, headphones or Ambisonics (or decode AmbiX).
 
     A scene with a room is heard in it; a scene whose listener or objects have paths moves."""
-    from .pipeline import render_ambix, render_scene, report_path
+    from .io import BitDepth
+    from .jobs.options import check_device
+    from .jobs.render import render_ambix, render_scene
 
-    _check_choices(bits, device)
+    depth = BitDepth.parse(bits) if bits else None
+    check_device(device)
     with _progress("rendering", not quiet) as progress:
         if scene.suffix.lower() in (".yaml", ".yml"):
             report = render_scene(scene, output, stems_dir=stems, format=format, sample_rate=sample_rate,
-                                  bits=bits, lfe=lfe, hrtf=_path(hrtf), walk=walk, doppler=doppler,
+                                  bits=depth, lfe=lfe, hrtf=hrtf, walk=walk, doppler=doppler,
                                   device=device, overwrite=overwrite, progress=progress)
         else:
             report = render_ambix(scene, output, format=format or "7.1.4", sample_rate=sample_rate,
-                                  bits=bits or "24", hrtf=_path(hrtf), overwrite=overwrite,
+                                  bits=depth or BitDepth.PCM_24, hrtf=hrtf, overwrite=overwrite,
                                   progress=progress)
-    _warn(report["warnings"])
-    if not quiet:
-        _wrote(output, report["format"], report, report_path(output))
+    _wrote(report, quiet)
 
 
 @command()
@@ -311,27 +312,17 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Upmix a mono or stereo recording to a speaker layout, headphones or Ambisonics (AmbiX
     input is decoded)."""
-    from .jobs.presets import get_preset
-    from .master import Delivery
-    from .pipeline import report_path
-    from .run import upmix_file
+    from .jobs.options import RunOptions
+    from .jobs.upmix import upmix_file
 
-    _check_choices(bits, device)
-    if walk is not None and scene is None and separator != "orchestra":  # orchestra brings its own scene
-        raise UpmixError("a walk needs a scene to walk through: give --scene", walk)
-    options = get_preset(preset).options(width, center, ambience_front)
-    delivery = Delivery(loudness, true_peak)
+    options = RunOptions(format=format, preset=preset, width=width, center=center, ambience_front=ambience_front,
+                         exact_downmix=exact_downmix, lfe=lfe, scene=scene, walk=walk, doppler=doppler,
+                         loudness=loudness, true_peak=true_peak, sample_rate=sample_rate, bits=bits,
+                         separator=separator, weights=weights, hrtf=hrtf, device=device)
     with _progress("upmixing", not quiet) as progress:
-        report = upmix_file(source, output, format=format, options=options, exact_downmix=exact_downmix,
-                            lfe=lfe, scene_file=scene, walk=walk, doppler=doppler, device=device,
-                            sample_rate=sample_rate, bits=bits, hrtf=_path(hrtf), separator=separator,
-                            weights=_path(weights), preset=preset, delivery=delivery, overwrite=overwrite,
-                            progress=progress)
-    _warn(report["warnings"])
-    if not quiet:
-        snr = report.get("fold_down_snr_db")
-        _wrote(output, report.get("settings", report)["format"], report, report_path(output),
-               "" if snr is None else f", fold-down SNR {snr:.1f} dB")
+        report = upmix_file(source, output, options, overwrite=overwrite, progress=progress)
+    snr = report.get("fold_down_snr_db")
+    _wrote(report, quiet, extra="" if snr is None else f", fold-down SNR {snr:.1f} dB")
 
 
 @command()
@@ -354,16 +345,17 @@ def walk(scene: Path = typer.Argument(..., help="Scene file (YAML)."),
          overwrite: bool = typer.Option(False, "--overwrite", "-y", help=OVERWRITE_HELP),
          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Walk through a scene: render it as heard by a listener moving along a path."""
-    from .pipeline import render_scene, report_path
+    from .io import BitDepth
+    from .jobs.options import check_device
+    from .jobs.render import render_scene
 
-    _check_choices(bits, device)
+    depth = BitDepth.parse(bits) if bits else None
+    check_device(device)
     with _progress("walking", not quiet) as progress:
-        report = render_scene(scene, output, stems_dir=stems, format=format, sample_rate=sample_rate, bits=bits,
-                              hrtf=_path(hrtf), walk=path, doppler=doppler, require_path=True, device=device,
+        report = render_scene(scene, output, stems_dir=stems, format=format, sample_rate=sample_rate,
+                              bits=depth, hrtf=hrtf, walk=path, doppler=doppler, require_path=True, device=device,
                               overwrite=overwrite, progress=progress)
-    _warn(report["warnings"])
-    if not quiet:
-        _wrote(output, report["format"], report, report_path(output))
+    _wrote(report, quiet)
 
 
 @command()
@@ -378,16 +370,13 @@ def binauralize(source: Path = typer.Argument(..., metavar="INPUT", help="Speake
                 overwrite: bool = typer.Option(False, "--overwrite", "-y", help=OVERWRITE_HELP),
                 quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Play a speaker-layout file on headphones: every channel becomes a virtual speaker."""
-    from .pipeline import binauralize as job
-    from .pipeline import report_path
+    from .io import BitDepth
+    from .jobs.binauralize import binauralize as job
 
-    _check_choices(bits, "auto")
     with _progress("binauralizing", not quiet) as progress:
-        report = job(source, output, layout=layout, hrtf=_path(hrtf), bits=bits, overwrite=overwrite,
+        report = job(source, output, layout=layout, hrtf=hrtf, bits=BitDepth.parse(bits), overwrite=overwrite,
                      progress=progress)
-    _warn(report["warnings"])
-    if not quiet:
-        _wrote(output, f"binaural from {report['input_layout']}", report, report_path(output))
+    _wrote(report, quiet, f"binaural from {report['input']['format']}")
 
 
 @command()
@@ -404,11 +393,14 @@ def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or s
              overwrite: bool = typer.Option(False, "--overwrite", "-y", help=OVERWRITE_HELP),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Separate a recording into stems (one WAV each, adding back up to the input) and a report."""
-    from .separate import separate_file
+    from .io import BitDepth
+    from .jobs.options import check_device
+    from .jobs.separate import separate_file
 
-    _check_choices(bits, device)
+    depth = BitDepth.parse(bits)
+    check_device(device)
     with _progress("separating", not quiet) as progress:
-        report = separate_file(source, output, model=model, device=device, weights=_path(weights), bits=bits,
+        report = separate_file(source, output, model=model, device=device, weights=weights, bits=depth,
                                overwrite=overwrite, progress=progress)
     _warn(report["warnings"])
     if not quiet:
@@ -447,26 +439,22 @@ def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
           bits: str | None = typer.Option(None, "--bits", help="16, 24 or float. \\[default: 24]", show_default=False),
           separator: str = typer.Option("auto", "--separator", help="As for upmix run."),
           device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-          jobs: int = typer.Option(1, "--jobs", "-j", help="Files converted at once."),
+          workers: int = typer.Option(1, "--jobs", "-j", help="Files converted at once."),
           engine: str = typer.Option("local", "--engine", help="local (a process pool) or ray."),
           address: str | None = typer.Option(None, "--address", help="Ray cluster HOST:PORT (--engine ray)."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the summary.")) -> None:
     """Upmix many files: resumable (a journal in the output folder; a rerun skips what is done),
     atomic outputs, one bad file reported and skipped. Exit status 2 when any file failed."""
     from .batch import collect_jobs, run_batch
-    from .jobs.presets import get_preset
-    from .master import Delivery
+    from .jobs.options import RunOptions
 
-    _check_choices(bits, device)
-    get_preset(preset).options(width, center, ambience_front)  # bad values stop here, not in every job
-    Delivery(loudness, true_peak)
-    settings = {"format": format, "scene": str(scene.resolve()) if scene else None, "preset": preset,
-                "width": width, "center": center, "ambience_front": ambience_front, "lfe": lfe,
-                "exact_downmix": exact_downmix or None, "loudness": loudness, "true_peak": true_peak,
-                "sample_rate": sample_rate, "bits": bits, "separator": separator, "device": device}
-    job_list, rejected = collect_jobs(inputs, outdir, {k: v for k, v in settings.items() if v is not None})
+    options = RunOptions(format=format, preset=preset, width=width, center=center, ambience_front=ambience_front,
+                         exact_downmix=exact_downmix, lfe=lfe, scene=scene.resolve() if scene else None,
+                         loudness=loudness, true_peak=true_peak, sample_rate=sample_rate, bits=bits,
+                         separator=separator, device=device)  # bad values stop here, not in every job
+    job_list, rejected = collect_jobs(inputs, outdir, options)
     with _batch_progress(len(job_list), not quiet) as progress:
-        summary = run_batch(job_list, outdir, engine=engine, workers=jobs, address=address, rejected=rejected,
+        summary = run_batch(job_list, outdir, engine=engine, workers=workers, address=address, rejected=rejected,
                             progress=progress)
     _warn(summary.warnings)
     err.print(Text(f"upmix batch: {outdir}", style="italic"), soft_wrap=True)  # not a table title: wrapped there
@@ -527,22 +515,18 @@ def _batch_progress(total: int, enabled: bool) -> Iterator[_RichBatch | None]:
         yield _RichBatch(total, bar)
 
 
-def _check_choices(bits: str | None, device: str) -> None:
-    if bits is not None and bits not in ("16", "24", "float"):
-        raise UpmixError(f"--bits must be 16, 24 or float, not {bits!r}")
-    if device not in ("auto", "cpu", "cuda"):
-        raise UpmixError(f"--device must be auto, cpu or cuda, not {device!r}")
+def _wrote(report: dict, quiet: bool, what: str | None = None, extra: str = "") -> None:
+    """Print a job's warnings, then (unless `quiet`) what it wrote: the output and its report."""
+    from .jobs.output import report_path
 
-
-def _path(p: Path | None) -> str | None:
-    return None if p is None else str(p)
-
-
-def _wrote(output: Path, what: str, report: dict, report_file: Path, extra: str = "") -> None:
-    lufs = report["integrated_lufs"]
-    out.print(f"wrote {output} ({what}, {len(report['channels'])} channels, {report['duration_s']:.2f} s, "
-              f"{'-' if lufs is None else f'{lufs:.1f}'} LUFS{extra}) and {report_file}; "
-              f"{report['realtime_factor']}x real time", markup=False, highlight=False, soft_wrap=True)
+    _warn(report["warnings"])
+    if quiet:
+        return
+    lufs, output = report["integrated_lufs"], Path(report["output"])
+    out.print(f"wrote {output} ({what or report['format']}, {len(report['channels'])} channels, "
+              f"{report['duration_s']:.2f} s, {'-' if lufs is None else f'{lufs:.1f}'} LUFS{extra}) and "
+              f"{report_path(output)}; {report['realtime_factor']}x real time",
+              markup=False, highlight=False, soft_wrap=True)
 
 
 def _quiet_broken_pipe() -> int:

@@ -8,6 +8,7 @@ in blocks gives the same result as feeding it whole. Audio is float32 ``(channel
 from __future__ import annotations
 
 import math
+import threading
 from array import array
 
 import numpy as np
@@ -442,3 +443,32 @@ class StreamResampler:
         y = self._run(start, total, self._in_done, None)
         self._in_done = total
         return y
+
+
+class SnrMeter:
+    """Running SNR (dB) of a processed stream against the input it should give back (a fold-down,
+    a sum of stems), which arrives earlier: `feed` the input blocks, `check` each output block as
+    written to the file (already mapped back to the input's channels; a mono input stands for each
+    of them)."""
+
+    def __init__(self) -> None:
+        self._pending: list[np.ndarray] = []
+        self._lock = threading.Lock()  # `feed` and `check` may run on different threads
+        self.signal = self.error = 0.0
+
+    def feed(self, block: np.ndarray) -> None:
+        with self._lock:
+            self._pending.append(block)
+
+    def check(self, estimate: np.ndarray) -> None:
+        n = estimate.shape[1]
+        with self._lock:
+            ref = np.concatenate(self._pending, axis=1) if len(self._pending) > 1 else self._pending[0]
+            self._pending = [ref[:, n:]]
+        ref = np.broadcast_to(ref[:, :n].astype(np.float64), estimate.shape)  # mono input: every channel
+        self.signal += float(np.sum(ref ** 2))
+        self.error += float(np.sum((estimate - ref) ** 2))
+
+    @property
+    def snr_db(self) -> float | None:
+        return None if self.signal == 0 else round(10 * np.log10(self.signal / max(self.error, 1e-30)), 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,6 +26,22 @@ def temporary_sibling(path: Path) -> Path:
     os.fchmod(fd, 0o666 & ~umask)
     os.close(fd)
     return Path(tmp)
+
+
+REWRITE_SUFFIX = ".tagged"
+"""Suffix of a second temporary file made from a `temporary_sibling` (a writer's rewrite of it)."""
+
+
+def temporaries(path: Path, name: str | None = None) -> list[Path]:
+    """The temporary siblings (`temporary_sibling`, and their `REWRITE_SUFFIX` rewrites) of
+    `path` that a killed writer left, or of every file in its folder whose name matches the
+    regular expression `name`. Names are matched whole, so other files' are never taken."""
+    name = re.escape(path.name) if name is None else name
+    pattern = re.compile(rf"\.(?:{name})\.[a-z0-9_]+(?:\.part|{re.escape(REWRITE_SUFFIX)})")
+    folder = path.parent
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(".*") if pattern.fullmatch(p.name))
 
 
 class OutputExists(UpmixError):

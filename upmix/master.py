@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ import numpy as np
 
 from .dsp import LoudnessMeter, SignalStats, TruePeakLimiter
 from .errors import UpmixError
-from .io import SUBTYPES, AudioWriter, BlockReader
+from .files import temporaries
+from .io import AudioWriter, BitDepth, BlockReader
 from .render.targets import Target
 
 DIALOGUE_WITHIN_LU = 10.0
@@ -67,7 +69,7 @@ def _rounded(value: float) -> float | None:
     return round(value, 2) if math.isfinite(value) else None
 
 
-def deliver(rendered: Path, output: Path, target: Target, bits: str, delivery: Delivery, before: SignalStats,
+def deliver(rendered: Path, output: Path, target: Target, bits: BitDepth, delivery: Delivery, before: SignalStats,
             dialogue: LoudnessMeter | None = None) -> tuple[AudioWriter, SignalStats, dict, list[str]]:
     """Copy an intermediate render to `output` (atomically) at the delivery's loudness and under
     its true-peak ceiling; returns the writer, the output's measures, the report section and
@@ -96,7 +98,7 @@ def deliver(rendered: Path, output: Path, target: Target, bits: str, delivery: D
     rate = reader.sample_rate
     limiter = TruePeakLimiter(rate, delivery.true_peak) if delivery.true_peak is not None else None
     after = SignalStats(rate, target.loudness_weights, true_peak=True)
-    with AudioWriter(output, rate, target.num_channels, SUBTYPES[bits], target.channel_mask) as writer:
+    with AudioWriter(output, rate, target.num_channels, bits.subtype, target.channel_mask) as writer:
         def put(block: np.ndarray) -> None:
             if block.shape[1]:
                 after.process(writer.write(block))
@@ -123,5 +125,15 @@ def deliver(rendered: Path, output: Path, target: Target, bits: str, delivery: D
 
 def intermediate_path(output: Path) -> Path:
     """Where the first pass of a delivered render goes: a hidden float WAV beside the output
-    (removed once the output is written; `upmix batch` also removes one a killed run left)."""
+    (removed once the output is written; see `intermediates` for those a killed run left)."""
     return output.with_name(f".{output.name}.{os.getpid()}.render.wav")
+
+
+def intermediates(output: Path) -> list[Path]:
+    """The first passes of delivered renders of `output` (`intermediate_path`, of any process)
+    that killed runs left beside it, and their temporary siblings."""
+    name = rf"\.{re.escape(output.name)}\.\d+\.render\.wav"
+    if not output.parent.is_dir():
+        return []
+    found = [p for p in output.parent.glob(".*.render.wav") if re.fullmatch(name, p.name)]
+    return sorted(found + temporaries(output, name))

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -228,6 +228,16 @@ def load_path(path: str | Path, room: Room | None = None) -> tuple[Keyframe, ...
     return _keyframes(root.get("path"), room)
 
 
+def with_options(scene: Scene, walk: Path | None = None, doppler: bool | None = None) -> Scene:
+    """The scene with its listener walking the keyframes of a `walk` file (`load_path`), and its
+    Doppler setting, when given."""
+    if walk is not None:
+        scene = replace(scene, listener=replace(scene.listener, path=load_path(walk, scene.room)))
+    if doppler is not None:
+        scene = replace(scene, render=replace(scene.render, doppler=doppler))
+    return scene
+
+
 def _object(node: Node, listener: Listener, room: Room | None, base: Path) -> SceneObject:
     node.mapping({"stem", "file", "name", "position", "gain_db", "width", "diffuse", "path", "family"})
     if node.has("stem") == node.has("file"):
@@ -325,19 +335,13 @@ def _room(node: Node) -> Room:
 
 
 def _output(node: Node) -> OutputSettings:
-    from .render.targets import get_target
-
+    """The output settings; the format is checked where it is used (`upmix.jobs.output.target_for`),
+    since only the renderer knows the targets."""
     node.mapping({"format", "sample_rate", "bits"})
     fmt = None
     if node.has("format"):
-        fnode = node.get("format")
-        fmt = fnode.string()
-        spec = str(node.file.parent / fmt) if fmt.endswith((".yaml", ".yml")) else fmt
-        try:
-            get_target(spec)
-        except UpmixError as exc:
-            raise fnode.error(exc.message) from None
-        fmt = spec
+        fmt = node.get("format").string()
+        fmt = str(node.file.parent / fmt) if fmt.endswith((".yaml", ".yml")) else fmt
     rate = node.get("sample_rate").integer(8000, 384000) if node.has("sample_rate") else None
     bits = node.get("bits").string(["16", "24", "float"]) if node.has("bits") else None
     return OutputSettings(format=fmt, sample_rate=rate, bits=bits)

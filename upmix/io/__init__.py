@@ -16,13 +16,13 @@ from .reading import (
     read_channel_mask,
     wav_header,
 )
-from .writing import SUBTYPES, AudioWriter, default_channel_mask, write
+from .writing import AudioWriter, BitDepth, default_channel_mask, write
 
 __all__ = [
     "DEFAULT_BLOCK",
     "MAX_SAMPLE_RATE",
     "MIN_SAMPLE_RATE",
-    "SUBTYPES",
+    "BitDepth",
     "AudioInfo",
     "AudioWriter",
     "BlockReader",

@@ -12,13 +12,14 @@ import os
 import shutil
 import struct
 from contextlib import suppress
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from ..errors import UpmixError
-from ..files import temporary_sibling
+from ..files import REWRITE_SUFFIX, temporary_sibling
 from .containers import (
     FLAC_MASK_TAG,
     KSDATAFORMAT_GUID_TAIL,
@@ -30,8 +31,26 @@ from .containers import (
 )
 from .reading import DEFAULT_BLOCK
 
-SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
-"""Output sample formats by their CLI name."""
+
+class BitDepth(StrEnum):
+    """Output sample format: 16- or 24-bit PCM (TPDF-dithered) or 32-bit float."""
+
+    PCM_16 = "16"
+    PCM_24 = "24"
+    FLOAT = "float"
+
+    @property
+    def subtype(self) -> str:
+        """The soundfile subtype it is written as."""
+        return {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}[self.value]
+
+    @classmethod
+    def parse(cls, text: str) -> BitDepth:
+        """The bit depth called `text` (16, 24 or float); UpmixError otherwise."""
+        try:
+            return cls(str(text))
+        except ValueError:
+            raise UpmixError(f"{{option}} must be 16, 24 or float, not {text!r}", option="bits") from None
 
 
 def _pack24(q: np.ndarray) -> bytes:
@@ -229,7 +248,7 @@ class AudioWriter:
             comment = (struct.pack("<I", len(vendor)) + vendor + struct.pack("<I", 1) +
                        struct.pack("<I", len(tag)) + tag)
             keep = [b for b in blocks if b[0] not in (1, 4)] + [(4, comment)]
-            final = self._tmp.with_suffix(".tagged")
+            final = self._tmp.with_suffix(REWRITE_SUFFIX)
             try:
                 with open(final, "wb") as dst:
                     dst.write(b"fLaC")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..errors import UpmixError
+from ..io import BitDepth
 from ..stage import StageOptions
 
 
@@ -26,7 +27,7 @@ class Preset:
     lfe: bool = False
     lfe_from_ambience: bool = False
     sample_rate: int | None = None
-    bits: str = "24"
+    bits: BitDepth = BitDepth.PCM_24
 
     def options(self, width: float | None = None, center: float | None = None,
                 ambience_front: float | None = None) -> StageOptions:
