@@ -74,9 +74,9 @@ def test_limiter_output_does_not_depend_on_block_size(rng):
 def test_delivery_validates_targets():
     from upmix.errors import UpmixError
 
-    with pytest.raises(UpmixError, match="--loudness"):
+    with pytest.raises(UpmixError, match="^loudness must"):
         Delivery(loudness=5.0)
-    with pytest.raises(UpmixError, match="--true-peak"):
+    with pytest.raises(UpmixError, match="^true_peak must"):
         Delivery(true_peak=3.0)
     assert not Delivery().active
 

@@ -100,6 +100,22 @@ def _warn(warnings: list[str]) -> None:
         err.print(_line("upmix: warning:", "yellow", warning), soft_wrap=True)
 
 
+def _flag(option: str) -> str:
+    """The command line's name for a library setting: the long flag of the running command's
+    parameter of that name, else ``--`` and the key with dashes."""
+    ctx = click.get_current_context(silent=True)
+    for param in ctx.command.params if ctx else []:
+        longs = [opt for opt in param.opts if opt.startswith("--")]
+        if param.name == option and longs:
+            return longs[0]
+    return "--" + option.replace("_", "-")
+
+
+def _error_text(exc: UpmixError) -> str:
+    """A library error in the command line's terms: its setting named by the flag."""
+    return exc.text(None if exc.option is None else _flag(exc.option))
+
+
 def handles_errors(fn: Callable) -> Callable:
     """Turn bad-input errors into one line on stderr and exit status 2, with no traceback.
 
@@ -114,9 +130,9 @@ def handles_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except OutputExists as exc:
-            _fail(f"{exc} (give -y or --overwrite to replace it)")
+            _fail(f"{_error_text(exc)} (give -y or --overwrite to replace it)")
         except UpmixError as exc:
-            _fail(str(exc))
+            _fail(_error_text(exc))
         except BrokenPipeError:
             raise typer.Exit(_quiet_broken_pipe()) from None
         except OSError as exc:

@@ -46,9 +46,9 @@ class Delivery:
 
     def __post_init__(self) -> None:
         if self.loudness is not None and not -70.0 <= self.loudness <= 0.0:
-            raise UpmixError(f"--loudness must be between -70 and 0 LUFS, not {self.loudness:g}")
+            raise UpmixError(f"{{option}} must be between -70 and 0 LUFS, not {self.loudness:g}", option="loudness")
         if self.true_peak is not None and not -20.0 <= self.true_peak <= 0.0:
-            raise UpmixError(f"--true-peak must be between -20 and 0 dBTP, not {self.true_peak:g}")
+            raise UpmixError(f"{{option}} must be between -20 and 0 dBTP, not {self.true_peak:g}", option="true_peak")
 
     @property
     def active(self) -> bool:

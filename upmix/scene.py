@@ -369,6 +369,6 @@ def object_source(obj: SceneObject, stems_dir: Path | None) -> Path:
     if obj.file is not None:
         return obj.file
     if stems_dir is None:
-        raise UpmixError(f"object {obj.name!r} plays stem {obj.stem!r}: give the stems folder "
-                         "with --stems DIR")
+        raise UpmixError(f"object {obj.name!r} plays stem {obj.stem!r}: give the stems folder ({{option}})",
+                         option="stems")
     return stem_path(stems_dir, obj.stem)

@@ -51,11 +51,12 @@ class StageOptions:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.width <= 180.0:
-            raise UpmixError(f"--width must be between 0 and 180 degrees, not {self.width:g}")
+            raise UpmixError(f"{{option}} must be between 0 and 180 degrees, not {self.width:g}", option="width")
         if not 0.0 <= self.center <= 1.0:
-            raise UpmixError(f"--center must be between 0 and 1, not {self.center:g}")
+            raise UpmixError(f"{{option}} must be between 0 and 1, not {self.center:g}", option="center")
         if not 0.0 <= self.ambience_front <= 1.0:
-            raise UpmixError(f"--ambience-front must be between 0 and 1, not {self.ambience_front:g}")
+            raise UpmixError(f"{{option}} must be between 0 and 1, not {self.ambience_front:g}",
+                             option="ambience_front")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         from .errors import UpmixError
 
-        raise UpmixError("--device cuda was asked for but no CUDA device is available")
+        raise UpmixError("{option} cuda was asked for but no CUDA device is available", option="device")
     return torch.device(device)
 
 

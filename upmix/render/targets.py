@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -52,6 +53,49 @@ class FilterMixer:
 
     def process(self, x: np.ndarray) -> np.ndarray:
         return self._conv.process(x)
+
+
+@runtime_checkable
+class Target(Protocol):
+    """What every output target has (`SpeakerTarget`, `AmbisonicsTarget`, `BinauralTarget`);
+    code that needs more (encoding gains, HRIRs, a layout) checks which target it has."""
+
+    @property
+    def name(self) -> str:
+        """A layout name, ``binaural`` or ``ambixN``."""
+
+    @property
+    def num_channels(self) -> int: ...
+
+    @property
+    def labels(self) -> list[str]:
+        """Short channel labels (``FL``, ``ACN0``, ...)."""
+
+    @property
+    def channel_names(self) -> list[str]:
+        """Channel names for people."""
+
+    @property
+    def channel_mask(self) -> int:
+        """WAVE_FORMAT_EXTENSIBLE speaker mask (0: none)."""
+
+    @property
+    def lfe_indices(self) -> np.ndarray:
+        """Indices of the LFE channels."""
+
+    @property
+    def loudness_weights(self) -> np.ndarray:
+        """Weight of each channel in a loudness measurement (BS.1770)."""
+
+    def delay_offset(self, sample_rate: int) -> float:
+        """Samples the encoding adds to every path."""
+
+    def mixer(self, directions: np.ndarray, widths: np.ndarray, scales: np.ndarray, sample_rate: int
+              ) -> GainMixer | FilterMixer:
+        """Mixes voices (direction vectors (n, 3), spreads in degrees, gains) to the channels."""
+
+    def diffuse_directions(self) -> np.ndarray:
+        """Unit vectors (k, 3) diffuse sound is rendered from."""
 
 
 def _spread_directions(direction: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
@@ -238,7 +282,6 @@ class BinauralTarget:
         return t_design(5)
 
 
-Target = SpeakerTarget | AmbisonicsTarget | BinauralTarget
 
 _AMBIX = re.compile(r"^ambix([1-9])$", re.IGNORECASE)
 
