@@ -16,6 +16,7 @@ import pytest
 from conftest import run_cli
 from upmix.batch import JOURNAL, Job, collect_jobs, file_checksum
 from upmix.io import write
+from upmix.jobs.options import RunOptions
 
 RATE = 44100
 
@@ -137,17 +138,17 @@ def test_manifest_settings_and_errors(tmp_path, rng):
     r = run_cli("batch", manifest, "-o", out, "-q")
     assert r.returncode == 0, r.stderr
     first = json.loads((out / "a" / "first.json").read_text())
-    assert first["settings"]["format"] == "0+5+0" and first["settings"]["scene"].endswith("duo.yaml")
+    assert first["format"] == "0+5+0" and first["settings"]["scene"].endswith("duo.yaml")
     assert first["delivery"]["loudness_target_lufs"] == -23.0
     assert first["delivery"]["after"]["true_peak_dbtp"] <= -0.95
-    assert json.loads((out / "second.json").read_text())["settings"]["format"] == "4+7+0"
+    assert json.loads((out / "second.json").read_text())["format"] == "4+7+0"
     bad = tmp_path / "bad.csv"
     bad.write_text("input,colour\nin/take00.wav,blue\n")
     r = run_cli("batch", bad, "-o", out)
     assert r.returncode == 2 and "unknown manifest column 'colour'" in r.stderr and str(bad) in r.stderr
     bad.write_text("input,loudness\nin/take00.wav,loud\n")
     r = run_cli("batch", bad, "-o", out)
-    assert r.returncode == 2 and "row 2, column 'loudness'" in r.stderr
+    assert r.returncode == 2 and "row 2: loudness: 'loud' is not a valid number" in r.stderr
     r = run_cli("batch", tmp_path / "missing.wav", "-o", out)
     assert r.returncode == 2 and "missing.wav: not found" in r.stderr
 
@@ -156,10 +157,10 @@ def test_outputs_inside_an_input_folder_are_not_taken_as_inputs(tmp_path, rng):
     src = _folder(tmp_path / "in", rng, 2)
     (src / "out").mkdir()
     write(src / "out" / "take00.wav", _music(rng, 0.1), RATE)
-    jobs, rejected = collect_jobs([src], src / "out", {})
+    jobs, rejected = collect_jobs([src], src / "out")
     assert [j.input.name for j in jobs] == ["take00.wav", "take01.wav"] and not rejected
-    assert Job(src / "take00.wav", src / "o.wav", {"format": "5.1"}).settings_hash() != \
-        Job(src / "take00.wav", src / "o.wav", {"format": "7.1.4"}).settings_hash()
+    assert Job(src / "take00.wav", src / "o.wav", RunOptions(format="5.1")).settings_hash() != \
+        Job(src / "take00.wav", src / "o.wav", RunOptions(format="7.1.4")).settings_hash()
 
 
 def test_a_killed_batch_resumes_to_the_same_outputs(tmp_path, rng):

@@ -182,4 +182,4 @@ def test_binauralize_7_1_4(tmp_path):
     assert proc.returncode == 0, proc.stderr
     write(tmp_path / "odd.wav", rng.standard_normal((5, 100)) * 0.1, RATE, "PCM_16")
     proc = run_cli("binauralize", tmp_path / "odd.wav", "-o", tmp_path / "x.wav")
-    assert proc.returncode == 2 and "give --layout" in proc.stderr and not (tmp_path / "x.wav").exists()
+    assert proc.returncode == 2 and "name it (--layout)" in proc.stderr and not (tmp_path / "x.wav").exists()

@@ -42,7 +42,7 @@ def test_manifest_outputs_outside_the_folder_or_onto_an_input_are_rejected(tmp_p
                         f"{kept},../in/take01.wav\n"
                         "in/take00.wav,upmix-journal.jsonl\n"
                         "in/take01.wav,fine.wav\n")
-    jobs, rejected = collect_jobs([manifest, kept], out, {})
+    jobs, rejected = collect_jobs([manifest, kept], out)
     assert [j.output.name for j in jobs] == ["fine.wav"]
     reasons = [r.error for r in rejected]
     assert len(reasons) == 8, reasons  # the seven rows and kept.wav itself (its output is its input)
@@ -65,7 +65,7 @@ def test_folder_outputs_never_land_on_an_input(tmp_path, rng):
     out.mkdir()
     loose = out / "take00.wav"
     write(loose, _music(rng, 0.2), RATE)
-    jobs, rejected = collect_jobs([src, loose], out, {})  # in/take00.wav would write out/take00.wav
+    jobs, rejected = collect_jobs([src, loose], out)  # in/take00.wav would write out/take00.wav
     assert not jobs
     assert all("an input of this batch" in r.error for r in rejected) and len(rejected) == 2
 

@@ -224,7 +224,7 @@ def test_separate_reports_clipped_stems_as_written(tmp_path):
     assert report["clipped_samples"] > 0
     assert report["mix_snr_db"] == pytest.approx(recomputed_snr_db(src, tmp_path / "s24"), abs=0.1)
     assert report["mix_snr_db"] < 20
-    assert len(report["warnings"]) == 1 and "--bits float" in report["warnings"][0]
+    assert len(report["warnings"]) == 1 and "write float samples" in report["warnings"][0]
     warning = [line for line in proc.stderr.splitlines() if line.startswith("upmix: warning: ")]
     assert len(warning) == 1 and f"{report['clipped_samples']} samples" in warning[0]
     assert f"{report['mix_snr_db']} dB SNR" in proc.stdout

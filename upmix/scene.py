@@ -56,6 +56,7 @@ import numpy as np
 
 from .errors import UpmixError
 from .geometry import SPEED_OF_SOUND, cartesian, rotate_yaw
+from .io import BitDepth
 from .validate import Node, load_yaml, quote
 
 MAX_DISTANCE_M = 1000.0
@@ -135,7 +136,7 @@ class Room:
 class OutputSettings:
     format: str | None = None
     sample_rate: int | None = None
-    bits: str | None = None
+    bits: BitDepth | None = None
 
 
 @dataclass(frozen=True)
@@ -343,7 +344,7 @@ def _output(node: Node) -> OutputSettings:
         fmt = node.get("format").string()
         fmt = str(node.file.parent / fmt) if fmt.endswith((".yaml", ".yml")) else fmt
     rate = node.get("sample_rate").integer(8000, 384000) if node.has("sample_rate") else None
-    bits = node.get("bits").string(["16", "24", "float"]) if node.has("bits") else None
+    bits = BitDepth(node.get("bits").string([b.value for b in BitDepth])) if node.has("bits") else None
     return OutputSettings(format=fmt, sample_rate=rate, bits=bits)
 
 

@@ -29,7 +29,7 @@ from ..files import temporaries, temporary_sibling
 from ..io import AudioWriter, BitDepth
 from ..master import Delivery, deliver, intermediate_path, intermediates
 from ..render.renderer import SceneRenderer
-from ..render.targets import Target, get_target
+from ..render.targets import Target, check_format, get_target
 from ..scene import Scene
 
 Progress = Callable[[int, int], None]
@@ -225,15 +225,15 @@ def write_output(command: str, started: float, renderer: Any, output: Path, targ
 
 
 def target_for(format: str | None, scene: Scene | None, hrtf: Path | None, default: str | None = None) -> Target:
-    """The target `format` names, else the scene's ``output.format`` (a bad one is an error naming
-    the scene file and that key), else `default`; UpmixError when none names one."""
-    if format is None and scene is not None and scene.output.format is not None:
+    """The target `format` names, else the scene's ``output.format``, else `default`; UpmixError
+    when none names one. The scene's format is checked even when `format` overrides it (a bad one
+    is an error naming the scene file and that key)."""
+    if scene is not None and scene.output.format is not None:
         try:
-            return get_target(scene.output.format, hrtf)
+            check_format(scene.output.format)
         except UpmixError as exc:
-            if exc.path is not None:
-                raise
-            raise UpmixError(f"output.format: {exc.message}", scene.source) from None
+            raise UpmixError(f"output.format: {exc.message}", exc.path or scene.source) from None
+        format = format or scene.output.format
     if format is None and default is None:
         raise UpmixError("no output format: give one ({option}, e.g. 7.1.4) or output.format in the scene",
                          None if scene is None else scene.source, option="format")

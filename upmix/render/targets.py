@@ -303,3 +303,9 @@ def get_target(spec: str, hrtf: str | None = None) -> Target:
         if exc.message.startswith("unknown speaker layout"):
             raise UpmixError(f"{exc.message}; or binaural, or ambix1 .. ambix5") from None
         raise
+
+
+def check_format(spec: str) -> None:
+    """Raise the UpmixError `get_target` would for a format string, without loading an HRTF set."""
+    if spec.strip().lower() != "binaural":
+        get_target(spec)
