@@ -61,9 +61,10 @@ def test_manifest_cells_parse_to_every_option_type(tmp_path):
             base.with_strings(cells, tmp_path)
 
 
-def test_every_option_is_a_manifest_column_and_a_run_flag():
-    """The manifest takes every field of RunOptions; `upmix run --help` offers each as a flag."""
-    help_text = run_cli("run", "--help").stdout
+@pytest.mark.parametrize("command", ["run", "batch"])
+def test_every_option_is_a_flag_of_run_and_batch(command):
+    """`upmix run` and `upmix batch` offer every field of RunOptions (the manifest's columns) as a flag."""
+    help_text = run_cli(command, "--help").stdout
     for f in fields(RunOptions):
         assert f"--{f.name.replace('_', '-')}" in help_text, f.name
 

@@ -454,6 +454,11 @@ def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
                                                  show_default=False),
           bits: str | None = typer.Option(None, "--bits", help="16, 24 or float. \\[default: 24]", show_default=False),
           separator: str = typer.Option("auto", "--separator", help="As for upmix run."),
+          weights: Path | None = typer.Option(None, "--weights", help="Separator weights (as for upmix run)."),
+          walk: Path | None = typer.Option(None, "--walk", help="Listener keyframes (YAML) to walk through --scene."),
+          doppler: bool | None = typer.Option(None, "--doppler/--no-doppler", help=DOPPLER_HELP, show_default=False),
+          hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural. \\[default: MIT KEMAR]",
+                                           show_default=False),
           device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
           workers: int = typer.Option(1, "--jobs", "-j", help="Files converted at once."),
           engine: str = typer.Option("local", "--engine", help="local (a process pool) or ray."),
@@ -465,9 +470,10 @@ def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
     from .jobs.options import RunOptions
 
     options = RunOptions(format=format, preset=preset, width=width, center=center, ambience_front=ambience_front,
-                         exact_downmix=exact_downmix, lfe=lfe, scene=scene.resolve() if scene else None,
-                         loudness=loudness, true_peak=true_peak, sample_rate=sample_rate, bits=bits,
-                         separator=separator, device=device)  # bad values stop here, not in every job
+                         exact_downmix=exact_downmix, lfe=lfe, scene=_absolute(scene), walk=_absolute(walk),
+                         doppler=doppler, loudness=loudness, true_peak=true_peak, sample_rate=sample_rate,
+                         bits=bits, separator=separator, weights=_absolute(weights), hrtf=_absolute(hrtf),
+                         device=device)  # bad values stop here, not in every job
     job_list, rejected = collect_jobs(inputs, outdir, options)
     with _batch_progress(len(job_list), not quiet) as progress:
         summary = run_batch(job_list, outdir, engine=engine, workers=workers, address=address, rejected=rejected,
@@ -529,6 +535,11 @@ def _batch_progress(total: int, enabled: bool) -> Iterator[_RichBatch | None]:
     with Progress(TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeRemainingColumn(), console=err) as bar:
         yield _RichBatch(total, bar)
+
+
+def _absolute(path: Path | None) -> Path | None:
+    """`path` made absolute (a batch's jobs and its journal see the same file wherever they run)."""
+    return None if path is None else path.resolve()
 
 
 def _wrote(report: dict, quiet: bool, what: str | None = None, extra: str = "") -> None:

@@ -44,7 +44,7 @@ def binauralize(source: Path, output: Path, *, layout: str | None = None, hrtf: 
     names = lay.channel_names
     stems = StemStream(({n: block[i:i + 1] for i, n in enumerate(names)} for block in reader), names,
                        reader.frames)
-    target = BinauralTarget(hrtf)
+    target = BinauralTarget(None if hrtf is None else str(hrtf))
     rate = reader.sample_rate
     renderer = SceneRenderer(scene, target, rate, [stems.source(n) for n in names])
     return write_output("binauralize", start, renderer, output, target, rate, bits, reader.frames, progress,

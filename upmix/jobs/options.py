@@ -65,11 +65,15 @@ class RunOptions:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.bits is not None and not isinstance(self.bits, BitDepth):
+        """Make text typed (the bit depth, the paths) and check every value now, so that a bad
+        one stops a batch before its first job."""
+        if self.bits is not None:
             object.__setattr__(self, "bits", BitDepth.parse(self.bits))
+        for name in ("scene", "walk", "weights", "hrtf"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         check_device(self.device)
-        self.stage
-        self.delivery
+        _ = (self.stage, self.delivery)  # their ranges are checked where they are built
 
     @property
     def chosen_preset(self) -> Preset:

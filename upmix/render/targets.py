@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -286,11 +287,11 @@ class BinauralTarget:
 _AMBIX = re.compile(r"^ambix([1-9])$", re.IGNORECASE)
 
 
-def get_target(spec: str, hrtf: str | None = None) -> Target:
+def get_target(spec: str, hrtf: str | Path | None = None) -> Target:
     """The output target for a format string; raises UpmixError naming the known formats."""
     key = spec.strip().lower()
     if key == "binaural":
-        return BinauralTarget(hrtf)
+        return BinauralTarget(None if hrtf is None else str(hrtf))
     match = _AMBIX.match(key)
     if match:
         order = int(match.group(1))
