@@ -1,5 +1,6 @@
-"""The import structure: the runtime never imports the training package, and neither `upmix/` nor
-`training/` has an import cycle."""
+"""The structure of the code: the runtime never imports the training package, neither `upmix/` nor
+`training/` has an import cycle, imports point down the layers of DESIGN.md, no private name crosses
+modules, and no block of six code lines is repeated in `upmix/`."""
 
 import ast
 import json
@@ -157,3 +158,43 @@ def test_runtime_tests_never_import_training():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names.add(node.module)
         assert not {n for n in names if n.split(".")[0] in ("training", "banks")}, path.name
+
+
+def code_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text with white space folded) of the lines of a module that carry code: not
+    blank, not comments, not imports, not lone brackets."""
+    kept = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = " ".join(line.split())
+        if text and not text.startswith(("#", "import ", "from ")) and text.strip("()[]{}:,") != "":
+            kept.append((number, text))
+    return kept
+
+
+def repeated_blocks(paths: list[Path]) -> list[str]:
+    """Where six consecutive code lines (`code_lines`) stand again, in another file or further on
+    in the same one: ``file:line repeats file``."""
+    seen: dict[tuple[str, ...], tuple[Path, int]] = {}
+    repeated = []
+    for path in paths:
+        lines = code_lines(path)
+        for i in range(len(lines) - 5):
+            block = tuple(text for _, text in lines[i:i + 6])
+            first = seen.setdefault(block, (path, i))
+            if first != (path, i) and (first[0] != path or i - first[1] >= 6):  # not an overlap of itself
+                repeated.append(f"{path.name}:{lines[i][0]} repeats {first[0].name}")
+    return repeated
+
+
+def test_no_block_of_six_lines_is_repeated_in_upmix():
+    """No six consecutive code lines of `upmix/` stand again anywhere in it: one concept, one home."""
+    assert repeated_blocks(sorted((ROOT / "upmix").rglob("*.py"))) == []
+
+
+def test_a_copied_block_is_found(tmp_path):
+    body = "".join(f"    x{i} = f(x{i - 1})  # step {i}\n" for i in range(1, 8))
+    (tmp_path / "a.py").write_text("import os\n\ndef a(x0):\n" + body + "    return x7\n")
+    (tmp_path / "b.py").write_text("def b(x0):\n\n" + body + "    return 0\n")
+    (tmp_path / "c.py").write_text("def c(x0):\n" + body[:body.index("x6 =")] + "    return 1\n")
+    assert repeated_blocks([tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"]) == [
+        "b.py:3 repeats a.py", "b.py:4 repeats a.py"]
