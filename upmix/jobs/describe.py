@@ -11,7 +11,7 @@ import numpy as np
 from ..dsp import SignalStats
 from ..io import AudioInfo, BlockReader
 from ..layouts import WAV_SPEAKER_BITS, layout_for_mask, mask_labels
-from ..render.ambisonics import AMBIX_ORDERS
+from ..render.sh import AMBIX_ORDERS
 from ..render.targets import AmbisonicsTarget, SpeakerTarget
 from .output import Progress, report_path
 

@@ -10,8 +10,8 @@ from ..errors import UpmixError
 from ..files import refuse_overwriting
 from ..io import BitDepth, BlockReader
 from ..master import Delivery
-from ..render.ambisonics import AMBIX_ORDERS, AmbixRenderer
 from ..render.renderer import file_sources
+from ..render.sh import AMBIX_ORDERS
 from ..render.targets import get_target
 from ..scene import load_scene, with_options
 from .output import Progress, report_path, scene_renderer, target_for, write_output
@@ -69,6 +69,8 @@ def render_ambix(source: Path, output: Path, *, format: str, order: int | None =
     """Decode an AmbiX file (ACN, SN3D) to a speaker layout, binaural or another order (at a
     `delivery` loudness and true-peak ceiling when given). Without `overwrite`, an existing
     output or report stops it (files.OutputExists)."""
+    from ..render.ambisonics import AmbixRenderer  # imports torch: only for AmbiX
+
     start = time.perf_counter()
     bits = BitDepth.parse(bits)
     reader = BlockReader(source, sample_rate=sample_rate, max_channels=36)

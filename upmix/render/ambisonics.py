@@ -29,9 +29,6 @@ from .binaural import Hrtf
 from .panning import panner_for
 from .sh import channels, degrees, max_re_weights, sn3d, spaudiopy, t_design
 
-ORDERS = range(1, 6)
-"""Supported Ambisonic orders."""
-
 _REFINEMENT = 1
 """Version of `speaker_decoder`'s refinement, part of its cache key."""
 
@@ -115,10 +112,6 @@ def _refined_decoder(layout: Layout, order: int) -> np.ndarray:
     decoder = np.zeros((layout.num_channels, channels(order)))
     decoder[layout.main_indices] = d.detach().numpy()
     return decoder
-
-
-AMBIX_ORDERS = {channels(n): n for n in ORDERS}
-"""Ambisonic order by channel count."""
 
 
 def decoding_mixer(target, order: int, sample_rate: int):

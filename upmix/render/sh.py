@@ -45,6 +45,13 @@ def channels(order: int) -> int:
     return (order + 1) ** 2
 
 
+ORDERS = range(1, 6)
+"""Supported Ambisonic orders."""
+
+AMBIX_ORDERS = {channels(n): n for n in ORDERS}
+"""Ambisonic order by channel count."""
+
+
 def degrees(order: int) -> np.ndarray:
     """Degree n of every ACN channel up to `order`."""
     return np.array([n for n in range(order + 1) for _ in range(2 * n + 1)])
