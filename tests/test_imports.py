@@ -56,6 +56,17 @@ def test_the_runtime_imports_nothing_from_training(args, tmp_path):
         assert ("upmix.separation.orchestra" in names) == ("orchestra" in args)
 
 
+def test_info_and_a_plain_render_do_not_import_torch(tmp_path):
+    """`upmix info` and a render without a room or movement need no torch: importing it costs about
+    1.5 s a command here, which the AmbiX decoder's eager import once added to every render."""
+    scene = tmp_path / "scene.yaml"
+    scene.write_text("objects:\n  - {stem: violin_1, position: [0, 2, 0]}\n")
+    for args in [("info", EXAMPLE),
+                 ("render", str(scene), "--stems", str(ROOT / "examples/string_quartet/stems"), "-f", "5.1",
+                  "-o", str(tmp_path / "out.wav"), "-q")]:
+        assert "torch" not in imported_modules(*args, cwd=ROOT), args[0]
+
+
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
