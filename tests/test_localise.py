@@ -1,0 +1,84 @@
+"""Source localisation from level differences (`upmix.separation.localise`, issue 27, first part):
+directions of pan-potted sources, hard pans, streaming, and the errors."""
+
+import numpy as np
+import pytest
+
+from upmix.errors import UpmixError
+from upmix.separation.localise import DirectionMap
+
+RATE = 48000
+
+
+def voice(rng, n):
+    """A sparse harmonic part: quarter-second notes of 11 harmonics on random pitches, a quarter of them rests."""
+    out, t, note = np.zeros(n), np.arange(n) / RATE, RATE // 4
+    for i in range(0, n, note):
+        if rng.random() < 0.25:
+            continue
+        f0 = 110 * 2 ** (rng.integers(0, 36) / 12)
+        tt = t[i:i + note]
+        out[i:i + note] = np.hanning(len(tt)) * sum(np.sin(2 * np.pi * f0 * k * tt + rng.random() * 6) / k
+                                                    for k in range(1, 12))
+    return out
+
+
+def pan_pot(azimuths, seed=1, seconds=6.0):
+    """Parts pan-potted (gains cos theta, sin theta) to stereo azimuths on a +-30 degree pair."""
+    rng = np.random.default_rng(seed)
+    n = int(RATE * seconds)
+    out = np.zeros((2, n))
+    for az in azimuths:
+        theta = 0.5 * np.arccos(np.tan(np.radians(az)) / np.tan(np.radians(30)))
+        part = voice(rng, n)
+        out += np.stack([np.cos(theta) * part, np.sin(theta) * part])
+    return (0.5 * out / np.abs(out).max()).astype(np.float32)
+
+
+def localise(audio, block=65536, count=None):
+    found = DirectionMap(RATE)
+    for i in range(0, audio.shape[1], block):
+        found.update(audio[:, i:i + block])
+    return found, found.sources(count)
+
+
+@pytest.mark.parametrize("azimuths", [[20, -10], [-30, 30, 0], [27, 11, -4, -19, -30]])
+def test_every_source_is_found_where_it_was_panned(azimuths):
+    _, sources = localise(pan_pot(azimuths))
+    for az in azimuths:
+        assert min(abs(s.azimuth - az) for s in sources) <= 0.5, (az, sources)
+    assert [s.azimuth for s in sources] == sorted((s.azimuth for s in sources), reverse=True)
+    assert sum(s.share for s in sources) == pytest.approx(1.0, abs=1e-3)
+    assert all(0.0 < s.active <= 1.0 and s.spread < 5.0 for s in sources)
+
+
+def test_forced_count_takes_the_real_sources():
+    azimuths = [25, 5, -15]
+    _, sources = localise(pan_pot(azimuths), count=3)
+    assert [round(s.azimuth) for s in sources] == azimuths
+
+
+def test_fed_in_blocks_equals_fed_whole():
+    audio = pan_pot([12, -20], seconds=3.0)
+    blocks, _ = localise(audio, block=5000)
+    whole, _ = localise(audio, block=audio.shape[1])
+    np.testing.assert_allclose(blocks.histogram(), whole.histogram(), rtol=1e-6, atol=1e-9)
+
+
+def test_a_part_that_stops_is_active_for_part_of_the_time():
+    first_half = np.concatenate([pan_pot([20], seed=2, seconds=3.0), np.zeros((2, 3 * RATE), np.float32)], axis=1)
+    _, sources = localise(first_half + pan_pot([-20], seed=3))
+    by_side = {round(s.azimuth): s for s in sources}
+    assert by_side[20].active < 0.6 < by_side[-20].active
+
+
+def test_bad_inputs():
+    mono = DirectionMap(RATE)
+    with pytest.raises(UpmixError, match="needs a stereo recording"):
+        mono.update(np.zeros((1, 4096), np.float32))
+    silent = DirectionMap(RATE)
+    silent.update(np.zeros((2, RATE), np.float32))
+    with pytest.raises(UpmixError, match="no direct sound"):
+        silent.sources()
+    with pytest.raises(UpmixError, match="^sources asks for 9 sources"):
+        localise(pan_pot([10, -10], seconds=2.0), count=9)

@@ -1,0 +1,180 @@
+"""Where the performers of a stereo recording are: a direction map from its time-frequency bins.
+
+Every STFT bin of a stereo recording gets the stereo azimuth its level difference gives (the
+energy-vector azimuth of gains (cos theta, sin theta) on a +-30 degree pair, `upmix.stage`; +30 =
+hard left), weighted by its energy and by how direct it is (`DirectionMap._directness`: how close
+the channels' covariance over neighbouring bins is to that of one panned source; reverberation,
+whose bins point anywhere, weighs little). The weights are summed into a histogram over azimuth
+(`AZIMUTH_STEP_DEG` wide bins) per stretch of `FRAMES_PER_ROW` frames, so memory stays small for
+inputs of any length. Its sharp peaks are the sources: their azimuth, spread, share of the direct
+energy and the share of the time they play.
+
+This first version reads level differences only (pan-potted and coincident-pair recordings); time
+differences (spaced pairs) are not used yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.ndimage
+import scipy.signal
+
+from ..errors import UpmixError
+from ..stage import STEREO_HALF_ANGLE, stereo_azimuth
+
+AZIMUTH_STEP_DEG = 0.25
+"""Width of a histogram bin, degrees."""
+
+SMOOTHING_DEG = 0.75
+"""Standard deviation of the Gaussian that smooths the histogram before peaks are picked, degrees."""
+
+MIN_SEPARATION_DEG = 5.0
+"""Closest two sources may be and still be told apart, degrees."""
+
+MIN_PEAK_SHARE = 0.05
+"""A peak counts as a source when its prominence is at least this share of the highest peak's..."""
+
+MIN_FORCED_SHARE = 0.01
+"""With a forced count, the peaks down to this share of the highest are candidates."""
+
+PEAK_CORE_DEG, PEAK_SKIRT_DEG = 0.6, 3.0
+MIN_SHARPNESS = 0.5
+"""... and it is sharp: at least this share of the energy within `PEAK_SKIRT_DEG` of it lies within
+`PEAK_CORE_DEG`. A source is a narrow peak; the bins where two sources overlap point between them,
+at angles that change with their levels, and make broad hills."""
+
+COHERENCE_BINS = 5
+"""Neighbouring frequency bins over which how direct a bin is is measured."""
+
+FRAMES_PER_ROW = 32
+"""STFT frames summed into one row (about 0.35 s at 48 kHz) of the time-resolved map."""
+
+ACTIVE_DB = -30.0
+"""A source plays in a row whose share of it is within this many dB of its loudest row."""
+
+
+@dataclass(frozen=True)
+class LocalisedSource:
+    """A source found in the map: stereo azimuth and spread (standard deviation) in degrees, share
+    (0..1) of the direct energy, and share (0..1) of the time it plays."""
+
+    azimuth: float
+    spread: float
+    share: float
+    active: float
+
+
+class DirectionMap:
+    """The direction histogram of a stereo stream, fed block by block (fed in blocks it equals fed
+    whole: frames continue across blocks).
+
+    Args:
+        sample_rate: Hz.
+        n_fft: STFT size (a Hann window, hop n_fft / 4).
+    """
+
+    def __init__(self, sample_rate: int, n_fft: int = 2048) -> None:
+        self.sample_rate, self.n_fft, self.hop = sample_rate, n_fft, n_fft // 4
+        self.window = scipy.signal.get_window("hann", n_fft).astype(np.float32)
+        self.edges = np.arange(-STEREO_HALF_ANGLE, STEREO_HALF_ANGLE + AZIMUTH_STEP_DEG / 2, AZIMUTH_STEP_DEG)
+        self.rows: list[np.ndarray] = []
+        self._carry = np.zeros((2, 0), np.float32)
+        self._pending: list[np.ndarray] = []  # weighted histograms of frames not yet in a row
+
+    @property
+    def azimuths(self) -> np.ndarray:
+        """Centres of the histogram bins, degrees."""
+        return (self.edges[:-1] + self.edges[1:]) / 2
+
+    def update(self, block: np.ndarray) -> None:
+        """Add a (2, frames) block of the recording."""
+        if block.ndim != 2 or block.shape[0] != 2:
+            raise UpmixError("source localisation needs a stereo recording")
+        audio = np.concatenate([self._carry, block.astype(np.float32)], axis=1)
+        count = 0 if audio.shape[1] < self.n_fft else (audio.shape[1] - self.n_fft) // self.hop + 1
+        if count:
+            starts = np.arange(count) * self.hop
+            frames = audio[:, starts[:, None] + np.arange(self.n_fft)] * self.window  # (2, frames, n_fft)
+            self._add(np.fft.rfft(frames, axis=-1))
+        self._carry = audio[:, count * self.hop:]
+
+    def _add(self, spec: np.ndarray) -> None:
+        left, right = spec[0], spec[1]
+        power_l, power_r = np.abs(left) ** 2, np.abs(right) ** 2
+        theta = np.arctan2(np.sqrt(power_r), np.sqrt(power_l))
+        weight = (power_l + power_r) * self._directness(left, right)
+        index = np.clip(np.searchsorted(self.edges, stereo_azimuth(theta), side="right") - 1, 0,
+                        len(self.edges) - 2)
+        bins = len(self.edges) - 1
+        flat = (index + bins * np.arange(index.shape[0])[:, None]).ravel()
+        self._pending.extend(np.bincount(flat, weight.ravel(), minlength=index.size and index.shape[0] * bins)
+                             .reshape(index.shape[0], bins))
+        while len(self._pending) >= FRAMES_PER_ROW:
+            self.rows.append(np.sum(self._pending[:FRAMES_PER_ROW], axis=0))
+            del self._pending[:FRAMES_PER_ROW]
+
+    @staticmethod
+    def _directness(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """How much one direction dominates each bin (0..1): with C the channels' 2x2 covariance
+        over the `COHERENCE_BINS` bins around it in the same frame (so frames stay independent) and
+        l1 >= l2 its eigenvalues, ((l1 - l2) / (l1 + l2))^2. It is 1 for one source panned anywhere
+        (hard left included), 0 for uncorrelated sound of equal level on both sides."""
+        size = (1, COHERENCE_BINS)
+        mean = scipy.ndimage.uniform_filter
+        cross = left * np.conj(right)
+        sxy = mean(cross.real, size) ** 2 + mean(cross.imag, size) ** 2
+        sxx, syy = mean(np.abs(left) ** 2, size), mean(np.abs(right) ** 2, size)
+        return np.clip(((sxx - syy) ** 2 + 4 * sxy) / np.maximum((sxx + syy) ** 2, 1e-30), 0.0, 1.0)
+
+    def histogram(self) -> np.ndarray:
+        """(rows, azimuth bins) direct energy so far, the frames not yet in a full row as the last row."""
+        rows = self.rows + ([np.sum(self._pending, axis=0)] if self._pending else [])
+        return np.array(rows) if rows else np.zeros((0, len(self.edges) - 1))
+
+    def sources(self, count: int | None = None) -> list[LocalisedSource]:
+        """The sources, left to right as seen from the front (highest azimuth first); `count`
+        forces how many (the highest peaks). UpmixError when the recording has no direct sound."""
+        rows = self.histogram()
+        total = rows.sum(axis=0)
+        if not np.any(total > 0):
+            raise UpmixError("found no direct sound to localise (silence?)")
+        sigma = SMOOTHING_DEG / AZIMUTH_STEP_DEG
+        smooth = scipy.ndimage.gaussian_filter1d(total, sigma, mode="constant")
+        padded = np.concatenate([[0.0], smooth, [0.0]])  # a source panned hard to one side peaks at the edge
+        peaks, props = scipy.signal.find_peaks(padded, distance=max(1, int(MIN_SEPARATION_DEG / AZIMUTH_STEP_DEG)),
+                                               prominence=0.0)
+        peaks, prominence = peaks - 1, props["prominences"]
+        offset = np.abs(self.azimuths[None, :] - self.azimuths[peaks][:, None])
+        core = np.sum(total * (offset <= PEAK_CORE_DEG), axis=1)
+        sharpness = core / np.maximum(np.sum(total * (offset <= PEAK_SKIRT_DEG), axis=1), 1e-30)
+        centres = np.sum(total * self.azimuths * (offset <= PEAK_CORE_DEG), axis=1) / np.maximum(core, 1e-30)
+        sharp = sharpness >= MIN_SHARPNESS
+        if count is None:
+            keep = sharp & (prominence >= MIN_PEAK_SHARE * prominence.max())
+        else:
+            there = sharp & (prominence >= MIN_FORCED_SHARE * prominence.max())
+            if count > there.sum():
+                raise UpmixError(f"{{option}} asks for {count} sources but the recording shows at most "
+                                 f"{there.sum()}", option="sources")
+            keep = np.zeros(len(peaks), bool)
+            keep[np.flatnonzero(there)[np.argsort(-(prominence * sharpness)[there])[:count]]] = True
+        return self._describe(rows, np.sort(centres[keep])[::-1])
+
+    def _describe(self, rows: np.ndarray, centres: np.ndarray) -> list[LocalisedSource]:
+        """Each histogram bin belongs to the nearest source; each source's numbers come from its bins."""
+        az = self.azimuths
+        owner = np.argmin(np.abs(az[:, None] - centres[None, :]), axis=1)
+        total = rows.sum(axis=0)
+        found = []
+        for k, centre in enumerate(centres):
+            mine = owner == k
+            energy = total[mine]
+            near = energy > energy.max() * 10 ** (ACTIVE_DB / 10)  # the peak's own bins, not the floor
+            spread = float(np.sqrt(np.average((az[mine][near] - centre) ** 2, weights=energy[near])))
+            played = rows[:, mine].sum(axis=1)
+            active = float(np.mean(played > played.max() * 10 ** (ACTIVE_DB / 10))) if played.max() > 0 else 0.0
+            found.append(LocalisedSource(azimuth=round(float(centre), 2), spread=round(spread, 2),
+                                         share=round(float(energy.sum() / total.sum()), 4), active=round(active, 3)))
+        return found
