@@ -95,11 +95,11 @@ def measured(target: Target, rate: int, writer: AudioWriter, stats: SignalStats)
     }
 
 
-def clip_warnings(clipped: int, what: str = "samples") -> list[str]:
+def clip_warnings(clipped: int) -> list[str]:
     """The warning for `clipped` samples (none when 0)."""
     if not clipped:
         return []
-    return [f"{clipped} {what} exceeded full scale and were clipped; lower the level or write float samples"]
+    return [f"{clipped} samples exceeded full scale and were clipped; lower the level or write float samples"]
 
 
 @contextmanager
@@ -230,10 +230,13 @@ def target_for(format: str | None, scene: Scene | None, hrtf: Path | None, defau
     is an error naming the scene file and that key)."""
     if scene is not None and scene.output.format is not None:
         try:
+            if format is None:
+                return get_target(scene.output.format, hrtf)
             check_format(scene.output.format)
         except UpmixError as exc:
-            raise UpmixError(f"output.format: {exc.message}", exc.path or scene.source) from None
-        format = format or scene.output.format
+            if exc.path is not None:  # a layout file or the HRTF set names itself
+                raise
+            raise UpmixError(f"output.format: {exc.message}", scene.source) from None
     if format is None and default is None:
         raise UpmixError("no output format: give one ({option}, e.g. 7.1.4) or output.format in the scene",
                          None if scene is None else scene.source, option="format")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,11 +15,14 @@ from ..files import refuse_overwriting
 from ..io import AudioWriter, BitDepth, BlockReader, probe
 from .output import Progress, compute_threads, finish_report, write_json
 
+if TYPE_CHECKING:
+    from ..separation.base import StemSpec
+
 REPORT = "separation.json"
 """The report's name in the stems folder."""
 
 
-def _write_stems(separator: Any, reader: BlockReader, meter: SnrMeter, out_dir: Path, mono: bool,
+def _write_stems(separator: Any, specs: list[StemSpec], reader: BlockReader, meter: SnrMeter, out_dir: Path, mono: bool,
                  bits: BitDepth, progress: Progress | None
                  ) -> tuple[dict[str, AudioWriter], dict[str, np.ndarray]]:
     """Stream the separation into one writer per stem (all appear together, or none), metering
@@ -33,7 +36,6 @@ def _write_stems(separator: Any, reader: BlockReader, meter: SnrMeter, out_dir: 
             yield block
 
     done = 0
-    specs = separator.specs()
     writers: dict[str, AudioWriter] = {}
     peaks: dict[str, np.ndarray] = {}
     with ExitStack() as files, compute_threads():
@@ -81,7 +83,7 @@ def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", devi
     created = not out_dir.exists()
     out_dir.mkdir(exist_ok=True)
     try:  # the stems and the report appear together, or none of them
-        writers, peaks = _write_stems(separator, reader, meter, out_dir, model == "mono", bits, progress)
+        writers, peaks = _write_stems(separator, specs, reader, meter, out_dir, model == "mono", bits, progress)
         written = files
         clipped = sum(w.clipped for w in writers.values())
         warnings = [f"{clipped} samples of the stems exceeded full scale and were clipped (they add up to the "

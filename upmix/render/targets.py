@@ -283,7 +283,6 @@ class BinauralTarget:
         return t_design(5)
 
 
-
 _AMBIX = re.compile(r"^ambix([1-9])$", re.IGNORECASE)
 
 
