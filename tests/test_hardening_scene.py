@@ -10,6 +10,7 @@ import pytest
 from test_cli import RATE, assert_clean_failure
 from upmix.io import probe, write
 from upmix.scene import MAX_OBJECTS
+from upmix.validate import load_yaml
 
 TIMEOUT_S = 20
 """Time a failing command may take, start-up included (the machine running the tests may be busy)."""
@@ -73,10 +74,38 @@ def test_alias_bomb_in_layout_file(tmp_path, stems):
 @pytest.mark.parametrize("name, fragment", [
     ("&n [*n]", "alias refers to the node that contains it"),
     ("[" * 100_000 + "]" * 100_000, "not valid YAML"),
-], ids=["self-alias", "deep-nesting"])
+    ("[" * 101 + "]" * 101, "nested deeper than 100 levels"),
+], ids=["self-alias", "deep-nesting", "just-too-deep"])
 def test_endless_and_deep_documents(tmp_path, stems, name, fragment):
     render_fails(tmp_path, stems, f"name: {name}\nobjects:\n  - {{stem: a, position: [0, 1, 0]}}\n",
                  "scene.yaml", fragment)
+
+
+@pytest.mark.parametrize("depth, fragment", [
+    (100_000, "not valid YAML"),  # with libyaml 0.2.5's own limit (1000 levels) its scanner speaks first
+    (101, "nested deeper than 100 levels"),
+], ids=["far-too-deep", "just-too-deep"])
+def test_nesting_is_bounded_before_anything_recurses(tmp_path, depth, fragment):
+    """The depth is read from the parser's flat event stream before the composer runs: the
+    composer recurses in C, and the PyYAML 6.0.3 wheel (its libyaml has no nesting limit) crashed
+    with SIGSEGV on a 100,000-deep document in CI, which a Python handler cannot catch."""
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * depth + "]" * depth + "\n")
+    code = ("import sys\nfrom upmix.errors import UpmixError\nfrom upmix.validate import load_yaml\n"
+            "try:\n    load_yaml(sys.argv[1])\nexcept UpmixError as exc:\n    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(deep)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "deep.yaml" in proc.stdout and fragment in proc.stdout
+
+
+def test_nesting_of_100_levels_is_read(tmp_path):
+    fine = tmp_path / "fine.yaml"
+    fine.write_text("[" * 100 + "]" * 100 + "\n")
+    value = load_yaml(fine).value
+    for _ in range(99):
+        value = value[0]
+    assert value == []
 
 
 def test_oversized_yaml_file(tmp_path, stems):

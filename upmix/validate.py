@@ -4,9 +4,12 @@
 so every check can say exactly where the problem is.
 
 `load_yaml` is the one place every YAML file is read. It bounds what a file may cost: at most
-`MAX_YAML_BYTES` (1 MiB) of text, and at most `MAX_YAML_NODES` (1,000,000) nodes once every alias
-is counted as the whole subtree it repeats, so an alias bomb ("billion laughs") is refused before
-anything walks it. Values quoted in messages are cut to `MAX_QUOTE` characters (`quote`).
+`MAX_YAML_BYTES` (1 MiB) of text, at most `MAX_YAML_DEPTH` (100) levels of nesting, checked on the
+parser's flat event stream before anything recursive runs (libyaml's composer recurses in C, so a
+deep document could overflow the C stack, a crash no Python handler catches), and at most
+`MAX_YAML_NODES` (1,000,000) nodes once every alias is counted as the whole subtree it repeats, so
+an alias bomb ("billion laughs") is refused before anything walks it. Values quoted in messages are
+cut to `MAX_QUOTE` characters (`quote`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ MAX_YAML_BYTES = 1 << 20
 MAX_YAML_NODES = 1_000_000
 """Most nodes a YAML document may hold, each alias counted as the full subtree it repeats: more
 than a `MAX_YAML_BYTES` file can spell out without aliases."""
+
+MAX_YAML_DEPTH = 100
+"""Deepest nesting of sequences and mappings a YAML document may have; a scene needs about 6."""
 
 MAX_QUOTE = 60
 """Longest value, in characters, that a message quotes; a longer one is cut and says its length."""
@@ -59,6 +65,7 @@ def load_yaml(path: str | Path) -> Node:
         raise UpmixError(f"cannot read: {_clip(str(exc))}", path) from None
     loader = _LOADER(text)
     try:
+        _check_depth(text, path)
         root = loader.get_single_node()
         if root is not None:
             _check_size(root, path)
@@ -73,6 +80,21 @@ def load_yaml(path: str | Path) -> Node:
     finally:
         loader.dispose()
     return Node(data, path, "")
+
+
+def _check_depth(text: str, path: Path) -> None:
+    """Refuse a document nested deeper than `MAX_YAML_DEPTH`, reading the parser's events (flat,
+    no recursion) and stopping at the first level too deep."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                mark = event.start_mark
+                raise UpmixError(f"not valid YAML (line {mark.line + 1}, column {mark.column + 1}): "
+                                 f"nested deeper than {MAX_YAML_DEPTH} levels", path)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _check_size(root: yaml.Node, path: Path) -> None:
