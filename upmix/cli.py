@@ -28,6 +28,9 @@ from .files import OutputExists
 DOPPLER_HELP = ("Let moving paths shift pitch (as the distance changes) or keep it. \\[default: the scene's "
                 "render.doppler, on unless it says otherwise]")
 OVERWRITE_HELP = "Replace output files that already exist (without it they stop the command)."
+SOURCES_HELP = "The sources separator: split into exactly this many performers (the strongest directions)."
+DIRECTIONS_HELP = ("The sources separator: the performers' stereo azimuths in degrees, e.g. 20,-5 (+30 hard left, "
+                   "-30 hard right, as upmix sources prints them), instead of finding them.")
 
 
 def _flags_as_flags(params: list[click.Parameter]) -> list[click.Parameter]:
@@ -320,9 +323,14 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
         hrtf: Path | None = typer.Option(None, "--hrtf", help="SOFA HRTF set for binaural. \\[default: MIT KEMAR]",
                                                  show_default=False),
         separator: str = typer.Option("auto", "--separator",
-                                      help="auto (spatial for stereo, mono for mono), spatial, mono, orchestra "
-                                           "(strings/woodwinds/brass/other, seated on the orchestra preset or "
-                                           "the --scene's families) or demucs[:NAME]."),
+                                      help="auto (spatial for stereo, mono for mono), sources (each performer, "
+                                           "found by direction, at its own place on the stage or on the "
+                                           "--scene's seats left to right), spatial, mono, orchestra "
+                                           "(experimental: strings/woodwinds/brass/other, seated on the orchestra "
+                                           "preset or the --scene's families) or demucs[:NAME]."),
+        sources: int | None = typer.Option(None, "--sources", help=SOURCES_HELP + " \\[default: as many as "
+                                           "the recording shows; with --scene, one per seat]", show_default=False),
+        directions: str | None = typer.Option(None, "--directions", help=DIRECTIONS_HELP, show_default=False),
         weights: Path | None = typer.Option(None, "--weights", help="Separator weights (see upmix separate)."),
         overwrite: bool = typer.Option(False, "--overwrite", "-y", help=OVERWRITE_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
@@ -334,7 +342,8 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
     options = RunOptions(format=format, preset=preset, width=width, center=center, ambience_front=ambience_front,
                          exact_downmix=exact_downmix, lfe=lfe, scene=scene, walk=walk, doppler=doppler,
                          loudness=loudness, true_peak=true_peak, sample_rate=sample_rate, bits=bits,
-                         separator=separator, weights=weights, hrtf=hrtf, device=device)
+                         separator=separator, sources=sources, directions=directions, weights=weights, hrtf=hrtf,
+                         device=device)
     with _progress("upmixing", not quiet) as progress:
         report = upmix_file(source, output, options, overwrite=overwrite, progress=progress)
     snr = report.get("fold_down_snr_db")
@@ -400,8 +409,12 @@ def binauralize(source: Path = typer.Argument(..., metavar="INPUT", help="Speake
 def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo recording (any format)."),
              output: Path = typer.Option(..., "-o", "--output", help="Folder for the stems (made if missing)."),
              model: str = typer.Option("orchestra", "--model", "-m",
-                                       help="orchestra (strings, woodwinds, brass, other), spatial, mono, or "
+                                       help="sources (each performer of a stereo recording, found by "
+                                            "direction: source_01 ... and ambience), orchestra (experimental: "
+                                            "strings, woodwinds, brass, other), spatial, mono, or "
                                             "demucs[:NAME] with weights you have."),
+             sources: int | None = typer.Option(None, "--sources", help=SOURCES_HELP, show_default=False),
+             directions: str | None = typer.Option(None, "--directions", help=DIRECTIONS_HELP, show_default=False),
              weights: Path | None = typer.Option(None, "--weights", help="orchestra: a safetensors file; "
                                                                            "demucs: a folder of its weights."),
              bits: str = typer.Option("24", "--bits", help="16, 24 or float."),
@@ -412,12 +425,16 @@ def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or s
     from .io import BitDepth
     from .jobs.options import check_device
     from .jobs.separate import separate_file
+    from .separation.localise import check_count, check_directions
 
     depth = BitDepth.parse(bits)
     check_device(device)
+    check_count(sources, directions)
     with _progress("separating", not quiet) as progress:
         report = separate_file(source, output, model=model, device=device, weights=weights, bits=depth,
-                               overwrite=overwrite, progress=progress)
+                               overwrite=overwrite, sources=sources,
+                               directions=None if directions is None else check_directions(directions),
+                               progress=progress)
     _warn(report["warnings"])
     if not quiet:
         names = ", ".join(s["name"] for s in report["stems"])
@@ -454,6 +471,8 @@ def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
                                                  show_default=False),
           bits: str | None = typer.Option(None, "--bits", help="16, 24 or float. \\[default: 24]", show_default=False),
           separator: str = typer.Option("auto", "--separator", help="As for upmix run."),
+          sources: int | None = typer.Option(None, "--sources", help="As for upmix run.", show_default=False),
+          directions: str | None = typer.Option(None, "--directions", help="As for upmix run.", show_default=False),
           weights: Path | None = typer.Option(None, "--weights", help="Separator weights (as for upmix run)."),
           walk: Path | None = typer.Option(None, "--walk", help="Listener keyframes (YAML) to walk through --scene."),
           doppler: bool | None = typer.Option(None, "--doppler/--no-doppler", help=DOPPLER_HELP, show_default=False),
@@ -472,8 +491,8 @@ def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
     options = RunOptions(format=format, preset=preset, width=width, center=center, ambience_front=ambience_front,
                          exact_downmix=exact_downmix, lfe=lfe, scene=_absolute(scene), walk=_absolute(walk),
                          doppler=doppler, loudness=loudness, true_peak=true_peak, sample_rate=sample_rate,
-                         bits=bits, separator=separator, weights=_absolute(weights), hrtf=_absolute(hrtf),
-                         device=device)  # bad values stop here, not in every job
+                         bits=bits, separator=separator, sources=sources, directions=directions,
+                         weights=_absolute(weights), hrtf=_absolute(hrtf), device=device)  # bad values stop here
     job_list, rejected = collect_jobs(inputs, outdir, options)
     with _batch_progress(len(job_list), not quiet) as progress:
         summary = run_batch(job_list, outdir, engine=engine, workers=workers, address=address, rejected=rejected,

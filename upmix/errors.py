@@ -29,6 +29,10 @@ class UpmixError(Exception):
     def _named(self, name: str | None) -> str:
         return self._template if self.option is None else self._template.replace(OPTION, name or self.option)
 
+    def about(self, path: str | Path) -> UpmixError:
+        """This error naming `path`, unless it already names a file (its option kept)."""
+        return self if self.path is not None else UpmixError(self._template, path, option=self.option)
+
     def text(self, option_name: str | None = None) -> str:
         """The error as one line, path first, the option called `option_name` (e.g. a CLI's
         ``--width``) instead of its key; with None as `str(exc)`."""

@@ -1,6 +1,7 @@
 """Seating: stems onto scene objects. A separator's stems become the objects of a scene: on their
 suggested directions (`stage_scene`), on a scene's objects by where they sit across the stage
-(`scene_layout`, `seat_ambience`) or by instrument family (`seat_families`).
+(`scene_layout`, `seat_ambience`), performer by performer in azimuth order (`seat_sources`) or by
+instrument family (`seat_families`).
 
 Positions are metres in the scene convention of `upmix.geometry`; angles degrees.
 """
@@ -95,3 +96,30 @@ def seat_families(scene: Scene, stems: list[StemSpec]) -> Scene:
 
     objects = [place(s.name, [o for o in seated if o.family == s.name] or seated) for s in stems]
     return replace(scene, objects=tuple(objects) + tuple(o for o in scene.objects if o.stem is None))
+
+
+def performer_seats(scene: Scene) -> list[SceneObject]:
+    """The scene's objects that take a stem, left to right as seen from the listener's starting
+    place (highest azimuth first; ties by name)."""
+    start = scene.listener.path[0] if scene.listener.path else None
+    position = start.position if start else scene.listener.position
+    yaw = start.yaw if start else scene.listener.yaw
+    seated = [o for o in scene.objects if o.stem is not None]
+    if not seated:
+        raise UpmixError("the scene has no objects with a stem to seat the performers on", scene.source)
+    return sorted(seated, key=lambda o: (-float(relative_direction(o.position, position, yaw)[0]), o.name))
+
+
+def seat_sources(scene: Scene, stems: list[StemSpec]) -> Scene:
+    """The scene with the performers a recording was split into (stems ``source_NN``, leftmost
+    first) on its objects that take a stem, in the same left-to-right order: the leftmost
+    performer on the leftmost seat, and so on. Each seat keeps its position and width; objects that
+    play files stay. As many performers as seats, or an UpmixError."""
+    performers = [s for s in stems if s.name.startswith("source_")]
+    seats = performer_seats(scene)
+    if len(performers) != len(seats):
+        raise UpmixError(f"the recording was split into {len(performers)} performers but the scene seats "
+                         f"{len(seats)}; give {{option}} {len(seats)}", scene.source, option="sources")
+    stem_of = {id(o): s.name for o, s in zip(seats, performers)}
+    return replace(scene, objects=tuple(replace(o, stem=stem_of[id(o)]) if id(o) in stem_of else o
+                                        for o in scene.objects))

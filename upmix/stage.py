@@ -104,6 +104,13 @@ def stereo_azimuth(theta: np.ndarray) -> np.ndarray:
     return np.degrees(np.arctan(math.tan(math.radians(STEREO_HALF_ANGLE)) * np.cos(2 * np.asarray(theta))))
 
 
+def pan_angle(azimuth: np.ndarray) -> np.ndarray:
+    """The inverse of `stereo_azimuth`: the panning angle theta (radians, 0 = hard left) of gains
+    (cos theta, sin theta) that give a stereo azimuth (degrees, clipped to +-30)."""
+    ratio = np.tan(np.radians(np.asarray(azimuth, dtype=float))) / math.tan(math.radians(STEREO_HALF_ANGLE))
+    return np.arccos(np.clip(ratio, -1.0, 1.0)) / 2
+
+
 class Stage:
     """The stage rules for one layout and set of options.
 

@@ -40,7 +40,9 @@ class RunOptions:
         doppler: Doppler shift of moving sources.
         loudness: integrated loudness target, LUFS; true_peak: true-peak ceiling, dBTP.
         sample_rate: output rate, Hz; bits: output sample format.
-        separator: ``auto``, ``spatial``, ``mono``, ``orchestra`` or ``demucs[:NAME]``; weights: its weights.
+        separator: ``auto``, ``sources``, ``spatial``, ``mono``, ``orchestra`` or ``demucs[:NAME]``;
+        weights: its weights; sources (a count) or directions (stereo azimuths, degrees, +30 hard
+        left): the performers the ``sources`` separator splits the recording into.
         hrtf: SOFA file for binaural output (default: the bundled KEMAR set).
         device: ``auto``, ``cpu`` or ``cuda``.
     """
@@ -60,6 +62,8 @@ class RunOptions:
     sample_rate: int | None = None
     bits: BitDepth | None = None
     separator: str = "auto"
+    sources: int | None = None
+    directions: tuple[float, ...] | None = None
     weights: Path | None = None
     hrtf: Path | None = None
     device: str = "auto"
@@ -73,6 +77,15 @@ class RunOptions:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         check_device(self.device)
+        if self.sources is not None or self.directions is not None:
+            from ..separation.localise import check_count, check_directions
+
+            if self.separator != "sources":
+                raise UpmixError(f"{{option}} applies to the sources separator, not "
+                                 f"{self.separator!r}", option="sources" if self.sources is not None else "directions")
+            check_count(self.sources, self.directions)
+            if self.directions is not None:
+                object.__setattr__(self, "directions", check_directions(self.directions))
         _ = (self.stage, self.delivery)  # their ranges are checked where they are built
 
     @property
@@ -90,7 +103,7 @@ class RunOptions:
 
     def record(self) -> dict[str, Any]:
         """The options given (not None), JSON-ready (paths and bit depths as strings)."""
-        return {f.name: v if isinstance(v, bool | int | float) else str(v)
+        return {f.name: v if isinstance(v, bool | int | float) else list(v) if isinstance(v, tuple) else str(v)
                 for f in fields(self) if (v := getattr(self, f.name)) is not None}
 
     def with_strings(self, values: Mapping[str, str], base: Path) -> RunOptions:
@@ -118,6 +131,8 @@ def _parse(text: str, hint: Any, key: str, base: Path) -> Any:
             raise ValueError
         if kind is Path:
             return (base / text).resolve()
+        if typing.get_origin(kind) is tuple:  # the directions: checked where the options are built
+            return text
         return BitDepth.parse(text) if kind is BitDepth else kind(text)
     except ValueError:
         name = {bool: "yes or no", int: "whole number", float: "number"}.get(kind, kind.__name__)

@@ -26,7 +26,7 @@ from .. import __version__
 from ..dsp import LoudnessMeter, SignalStats
 from ..errors import UpmixError
 from ..files import temporaries, temporary_sibling
-from ..io import AudioWriter, BitDepth
+from ..io import AudioWriter, BitDepth, BlockReader
 from ..master import Delivery, deliver, intermediate_path, intermediates
 from ..render.renderer import SceneRenderer
 from ..render.targets import Target, check_format, get_target
@@ -252,3 +252,23 @@ def scene_renderer(scene: Scene, target: Target, rate: int, sources: list, lfe: 
     from ..render.moving import SpatialRenderer  # imports torch
 
     return SpatialRenderer(scene, target, rate, sources, lfe=lfe, device=device, lfe_objects=lfe_objects)
+
+
+def analysed(separator: Any, source: Path) -> None:
+    """Run a separator's first pass over `source` (`Separator.analyse`); its errors name the file."""
+    reader = BlockReader(source)
+    try:
+        with compute_threads():
+            separator.analyse(iter(reader), reader.sample_rate)
+    except UpmixError as exc:
+        raise exc.about(source) from None
+
+
+def located(separator: Any) -> list[dict[str, Any]]:
+    """The performers the ``sources`` separator found, for a report: each stem's stereo azimuth and
+    spread (degrees), level (dB of the direct sound) and share of the time it plays (None for
+    directions the user gave)."""
+    return [{"stem": f"source_{k + 1:02d}", "azimuth_deg": s.azimuth, "spread_deg": s.spread,
+             "level_db": None if s.share != s.share else round(10 * float(np.log10(max(s.share, 1e-12))), 2),
+             "active": None if s.active != s.active else s.active}
+            for k, s in enumerate(separator.sources)]

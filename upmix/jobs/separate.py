@@ -13,7 +13,7 @@ from ..dsp import SnrMeter, to_db
 from ..errors import UpmixError
 from ..files import refuse_overwriting
 from ..io import AudioWriter, BitDepth, BlockReader, probe
-from .output import Progress, compute_threads, finish_report, write_json
+from .output import Progress, analysed, compute_threads, finish_report, located, write_json
 
 if TYPE_CHECKING:
     from ..separation.base import StemSpec
@@ -58,10 +58,13 @@ def _write_stems(separator: Any, specs: list[StemSpec], reader: BlockReader, met
 
 def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", device: str = "auto",
                   weights: Path | None = None, bits: BitDepth = BitDepth.PCM_24, overwrite: bool = True,
+                  sources: int | None = None, directions: tuple[float, ...] | None = None,
                   progress: Progress | None = None) -> dict[str, Any]:
     """Separate `source` into one file per stem in `out_dir` (``<stem>.wav``) plus `REPORT`;
     returns the report. Nothing is left in `out_dir` when it fails. Without `overwrite`,
-    existing stems or report stop it (files.OutputExists) before anything is written."""
+    existing stems or report stop it (files.OutputExists) before anything is written. `sources`
+    (a count) or `directions` (stereo azimuths, degrees) choose the performers of ``sources``,
+    which reads the recording twice (it finds the performers first)."""
     start = time.perf_counter()
     bits = BitDepth.parse(bits)
     info = probe(source)
@@ -71,9 +74,15 @@ def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", devi
         raise UpmixError("the folder it would go in does not exist", out_dir)
     if model == "spatial" and info.channels == 1:
         model = "mono"
+    if model == "sources" and info.channels == 1:
+        raise UpmixError("the sources separator finds performers by direction and needs a stereo recording; "
+                         "this file is mono", source)
     from ..separation import get_separator  # imports torch: only once the input is known good
 
-    separator = get_separator(model, device=device, weights=None if weights is None else str(weights))
+    separator = get_separator(model, device=device, weights=None if weights is None else str(weights),
+                              sources=sources, directions=directions)
+    if separator.needs_analysis:
+        analysed(separator, source)
     specs = separator.specs()
     files = [out_dir / f"{spec.name}.wav" for spec in specs]
     refuse_overwriting(files + [out_dir / REPORT], {"input": source, "weights": weights}, overwrite)
@@ -94,13 +103,15 @@ def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", devi
                    "duration_s": round(info.frames / info.sample_rate, 3)},
             output=out_dir, format="stems", sample_rate=info.sample_rate, bits=bits,
             settings={"separator": separator.name, "device": str(getattr(separator, "device", device)),
-                      "weights": None if weights is None else str(weights)},
+                      "weights": None if weights is None else str(weights), "sources": sources,
+                      "directions": None if directions is None else list(directions)},
             results={"stems": [{"name": s.name, "file": f"{s.name}.wav", "channels": writers[s.name].channels,
                                 "peak_dbfs": [to_db(p) for p in peaks.get(s.name, np.zeros(writers[s.name].channels))],
                                 "azimuth_deg": s.azimuth, "elevation_deg": s.elevation,
                                 "description": s.description}
                                for s in specs if s.name in writers],
-                     "mix_snr_db": meter.snr_db, "clipped_samples": clipped},
+                     "mix_snr_db": meter.snr_db, "clipped_samples": clipped,
+                     **({"sources": located(separator)} if separator.name == "sources" else {})},
             warnings=warnings)
         write_json(out_dir / REPORT, report)
     except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,11 @@ from ..render.downmix import fold_down_matrix
 from ..render.renderer import StemStream, file_source
 from ..render.targets import SpeakerTarget
 from ..scene import load_scene, with_options
-from ..seating import scene_layout, seat_ambience, seat_families, stage_scene
+from ..seating import performer_seats, scene_layout, seat_ambience, seat_families, seat_sources, stage_scene
 from ..stage import STEREO_HALF_ANGLE, Stage, StageOptions
 from .describe import ambix_order
 from .options import RunOptions
-from .output import Progress, report_path, scene_renderer, target_for, write_output
+from .output import Progress, analysed, located, report_path, scene_renderer, target_for, write_output
 from .render import render_ambix
 
 DEFAULT_FORMAT = "7.1.4"
@@ -77,7 +78,11 @@ def upmix_file(source: Path, output: Path, options: RunOptions = RunOptions(), *
     if info.channels > 2:
         raise UpmixError(f"upmix run takes mono, stereo or AmbiX input; this file has {info.channels} channels",
                          source)
-    families = separator not in ("auto", "spatial", "mono")
+    performers = separator == "sources"
+    families = separator not in ("auto", "spatial", "mono", "sources")
+    if performers and info.channels == 1:
+        raise UpmixError("the sources separator finds performers by direction and needs a stereo recording; "
+                         "this file is mono", source)
     scene_file = options.scene
     if options.walk is not None and scene_file is None and separator != "orchestra":
         raise UpmixError("a walk needs a scene to walk through ({option})", options.walk, option="scene")
@@ -101,7 +106,15 @@ def upmix_file(source: Path, output: Path, options: RunOptions = RunOptions(), *
     from ..separation import get_separator, upmix_separator  # imports torch (seconds): only once the input is good
 
     weights = None if options.weights is None else str(options.weights)
-    if families:
+    if performers:
+        from ..separation.sources import SourceSeparator
+
+        count = options.sources
+        if scene is not None and count is None and options.directions is None:
+            count = len(performer_seats(scene))  # one performer per seat
+        sep = SourceSeparator(count, options.directions, device=options.device, mono=True)
+        analysed(sep, source)
+    elif families:
         sep = get_separator(separator, device=options.device, weights=weights)
     else:
         if scene is not None:  # seat the recording on the scene's objects
@@ -133,7 +146,14 @@ def upmix_file(source: Path, output: Path, options: RunOptions = RunOptions(), *
             yield out
 
     stems = StemStream(stem_blocks(), [s.name for s in specs], reader.frames)
-    if scene is None:
+    if performers:  # each performer at its own place on the stage, or on a seat of the scene
+        if scene is None:
+            scene = stage_scene([replace(s, azimuth=s.azimuth * stage_options.width / STEREO_HALF_ANGLE)
+                                 if s.name.startswith("source_") else s for s in specs])
+        else:
+            scene = seat_ambience(seat_sources(scene, specs), [s for s in specs if s.name.startswith("ambience.")])
+        sources = [file_source(o, None, rate) if o.stem is None else stems.source(o.stem) for o in scene.objects]
+    elif scene is None:
         scene = stage_scene(specs)
         sources = [stems.source(o.stem) for o in scene.objects]
     elif families:
@@ -149,7 +169,8 @@ def upmix_file(source: Path, output: Path, options: RunOptions = RunOptions(), *
 
     def results() -> dict[str, Any]:
         return {"fold_down_snr_db": meter.snr_db if meter is not None else None, "dialogue_stem": dialogue_stem,
-                "stems": [{"name": s.name, "azimuth_deg": s.azimuth, "elevation_deg": s.elevation} for s in specs]}
+                "stems": [{"name": s.name, "azimuth_deg": s.azimuth, "elevation_deg": s.elevation} for s in specs],
+                **({"sources": located(sep)} if performers else {})}
 
     return write_output(
         "run", start, renderer, output, target, rate, bits, reader.frames, progress,
@@ -161,6 +182,8 @@ def upmix_file(source: Path, output: Path, options: RunOptions = RunOptions(), *
                   "scene": None if scene_file is None else str(scene_file),
                   "walk": None if options.walk is None else str(options.walk), "doppler": options.doppler,
                   "loudness": options.loudness, "true_peak": options.true_peak,
-                  "hrtf": None if options.hrtf is None else str(options.hrtf), "weights": weights},
+                  "hrtf": None if options.hrtf is None else str(options.hrtf), "weights": weights,
+                  "sources": options.sources,
+                  "directions": None if options.directions is None else list(options.directions)},
         results=results, delivery=delivery, dialogue=dialogue,
         written=(lambda out: meter.check(fold @ out)) if meter is not None else None)

@@ -2,6 +2,7 @@
 
 | name | stems | how |
 |---|---|---|
+| ``sources`` | ``source_01`` ... (the performers, by direction, left to right), ``ambience`` | training-free, stereo |
 | ``spatial`` | speaker feeds of a stage (``direct.M+030``, ``ambience.U+045``, ...) | training-free, stereo |
 | ``mono`` | the same for mono recordings | training-free |
 | ``orchestra`` | ``strings``, ``woodwinds``, ``brass``, ``other`` | the shipped band-split RNN |
@@ -24,7 +25,7 @@ from .spatial import SpatialSeparator
 UPMIX_SEPARATORS = {"spatial": SpatialSeparator, "mono": MonoSeparator}
 """Training-free separators that place a recording on a stage, by name."""
 
-SEPARATORS = ("spatial", "mono", "orchestra", "demucs")
+SEPARATORS = ("sources", "spatial", "mono", "orchestra", "demucs")
 """Every backend, by name."""
 
 
@@ -38,10 +39,19 @@ def upmix_separator(name: str, stage: Stage, device: str = "auto", exact_downmix
 
 
 def get_separator(name: str, *, stage: Stage | None = None, device: str = "auto",
-                  weights: str | Path | None = None) -> Separator:
+                  weights: str | Path | None = None, sources: int | None = None,
+                  directions: tuple[float, ...] | None = None) -> Separator:
     """A backend by name. `stage` places the stage separators' feeds (default: a 7.1.4 stage; they
     are made with ``exact_downmix`` so their feeds fold back to the input); `weights` is a
-    safetensors file for ``orchestra`` or a folder of Demucs models for ``demucs``."""
+    safetensors file for ``orchestra`` or a folder of Demucs models for ``demucs``; `sources` (a
+    count) or `directions` (stereo azimuths, degrees) choose the performers of ``sources``."""
+    if (sources is not None or directions is not None) and name != "sources":
+        raise UpmixError(f"{{option}} applies to the sources separator, not {name!r}",
+                         option="sources" if sources is not None else "directions")
+    if name == "sources":
+        from .sources import SourceSeparator
+
+        return SourceSeparator(sources, directions, device=device)
     if name in UPMIX_SEPARATORS:
         if stage is None:
             from ..layouts import get_layout

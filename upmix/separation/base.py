@@ -46,6 +46,14 @@ class Separator(ABC):
     def specs(self) -> list[StemSpec]:
         """The stems this separator produces, in a stable order."""
 
+    needs_analysis: ClassVar[bool] = False
+    """Whether `analyse` must see the whole recording before `specs` and `stream` (a separator
+    whose stems depend on what the recording holds)."""
+
+    def analyse(self, blocks: Iterable[np.ndarray], sample_rate: int) -> None:
+        """A first pass over the recording, in (channels, frames) blocks, for a separator that
+        `needs_analysis`; the others ignore it."""
+
     @abstractmethod
     def stream(self, blocks: Iterable[np.ndarray], sample_rate: int) -> Iterator[dict[str, np.ndarray]]:
         """Separate a stream of (channels, frames) blocks; yields dicts of stem blocks."""
@@ -57,9 +65,13 @@ class Separator(ABC):
     def separate(self, audio: np.ndarray, sample_rate: int) -> Stems:
         """Separate a whole (channels, frames) array; returns stem name -> (channels, frames)."""
         audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
-        blocks = (audio[:, i:i + DEFAULT_BLOCK] for i in range(0, audio.shape[1], DEFAULT_BLOCK))
+        def blocks() -> Iterator[np.ndarray]:
+            return (audio[:, i:i + DEFAULT_BLOCK] for i in range(0, audio.shape[1], DEFAULT_BLOCK))
+
+        if self.needs_analysis:
+            self.analyse(blocks(), sample_rate)
         parts: dict[str, list[np.ndarray]] = {}
-        for out in self.stream(blocks, sample_rate):
+        for out in self.stream(blocks(), sample_rate):
             for name, block in out.items():
                 parts.setdefault(name, []).append(block)
         return {name: np.concatenate(p, axis=1) for name, p in parts.items()}

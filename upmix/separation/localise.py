@@ -15,6 +15,8 @@ differences (spaced pairs) are not used yet.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,8 +53,46 @@ COHERENCE_BINS = 5
 FRAMES_PER_ROW = 32
 """STFT frames summed into one row (about 0.35 s at 48 kHz) of the time-resolved map."""
 
+MAX_SOURCES = 16
+"""Most sources a recording may be split into."""
+
+MIN_APART_DEG = 1.0
+"""Closest two directions a user gives may be, degrees."""
+
 ACTIVE_DB = -30.0
 """A source plays in a row whose share of it is within this many dB of its loudest row."""
+
+
+def check_directions(directions: Iterable[float] | str) -> tuple[float, ...]:
+    """Directions a user gives (numbers, or text like ``"20,-5.5"``), as stereo azimuths in
+    degrees (+30 hard left, -30 hard right, as `upmix sources` prints them), leftmost first:
+    1 to `MAX_SOURCES` of them, each on the stage and `MIN_APART_DEG` from the others."""
+    try:
+        if isinstance(directions, str):
+            directions = directions.split(",") if directions.strip() else []
+        values = tuple(float(d) for d in directions)
+    except ValueError:
+        raise UpmixError(f"{{option}} takes azimuths in degrees separated by commas, not {directions!r}",
+                         option="directions") from None
+    if not 1 <= len(values) <= MAX_SOURCES:
+        raise UpmixError(f"{{option}} takes 1 to {MAX_SOURCES} azimuths", option="directions")
+    for d in values:
+        if not math.isfinite(d) or abs(d) > STEREO_HALF_ANGLE:
+            raise UpmixError(f"{{option}}: {d:g} degrees is off the stereo stage (from +30, hard left, to -30, "
+                             "hard right, as upmix sources prints it)", option="directions")
+    ordered = tuple(sorted(values, reverse=True))
+    if any(a - b < MIN_APART_DEG for a, b in zip(ordered, ordered[1:])):
+        raise UpmixError(f"{{option}}: two azimuths are closer than {MIN_APART_DEG:g} degrees", option="directions")
+    return ordered
+
+
+def check_count(count: int | None, directions: object = None) -> int | None:
+    """A forced source count: 1 to `MAX_SOURCES`, and not together with given directions."""
+    if count is not None and directions is not None:
+        raise UpmixError("{option} (a count) and directions exclude each other: give one", option="sources")
+    if count is not None and not 1 <= count <= MAX_SOURCES:
+        raise UpmixError(f"{{option}} must be 1 to {MAX_SOURCES}, not {count}", option="sources")
+    return count
 
 
 @dataclass(frozen=True)
@@ -153,6 +193,9 @@ class DirectionMap:
         sharp = sharpness >= MIN_SHARPNESS
         if count is None:
             keep = sharp & (prominence >= MIN_PEAK_SHARE * prominence.max())
+            if not keep.any():
+                raise UpmixError("found no source to localise: no direction stands out (silence, noise or "
+                                 "only diffuse sound?)")
         else:
             there = sharp & (prominence >= MIN_FORCED_SHARE * prominence.max())
             if count > there.sum():
