@@ -68,14 +68,16 @@ def write_json(path: Path, data: dict, outputs: Iterable[Path] = ()) -> None:
         raise
 
 
-def finish_report(command: str, started: float, frames: int, *, input: dict[str, Any], output: Path,
-                  format: str | None, sample_rate: int, bits: BitDepth, settings: dict[str, Any],
+def finish_report(command: str, started: float, frames: int, *, input: dict[str, Any], output: Path | None,
+                  format: str | None, sample_rate: int, bits: BitDepth | None, settings: dict[str, Any],
                   results: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     """A job's report (the schema of this module's docstring); `started` is its
-    `time.perf_counter()` at the start, `frames` the audio frames it processed at `sample_rate`."""
+    `time.perf_counter()` at the start, `frames` the audio frames it processed at `sample_rate`;
+    `output` and `bits` are None (null) for a job that writes no audio."""
     elapsed = time.perf_counter() - started
-    return {"upmix_version": __version__, "command": command, "input": input, "output": str(output),
-            "format": format, "sample_rate": sample_rate, "bits": str(bits), "settings": settings, **results,
+    return {"upmix_version": __version__, "command": command, "input": input,
+            "output": None if output is None else str(output), "format": format, "sample_rate": sample_rate,
+            "bits": None if bits is None else str(bits), "settings": settings, **results,
             "warnings": warnings, "processing_time_s": round(elapsed, 3),
             "realtime_factor": round(frames / sample_rate / elapsed, 1) if elapsed > 0 else None}
 
