@@ -70,10 +70,11 @@ def test_existing_outputs_are_kept_without_overwrite(mix, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_mono_input(tmp_path, rng):
-    mono = tmp_path / "mono.wav"
-    sf.write(mono, 0.1 * rng.standard_normal(RATE).astype(np.float32), RATE)
-    assert_clean_failure(run_cli("sources", mono), str(mono), "needs a stereo recording; this file is mono")
+@pytest.mark.parametrize("channels, what", [(1, "is mono"), (3, "has 3 channels")])
+def test_not_stereo(tmp_path, rng, channels, what):
+    path = tmp_path / "in.wav"
+    sf.write(path, 0.1 * rng.standard_normal((RATE, channels)).astype(np.float32), RATE)
+    assert_clean_failure(run_cli("sources", path), str(path), f"needs a stereo recording; this file {what}")
 
 
 def test_silence(tmp_path):

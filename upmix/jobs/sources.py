@@ -34,8 +34,8 @@ def locate_file(source: Path, *, count: int | None = None, png: Path | None = No
     start = time.perf_counter()
     info = probe(source)
     if info.channels != 2:
-        raise UpmixError("source localisation needs a stereo recording; this file is "
-                         + ("mono" if info.channels == 1 else f"{info.channels} channels"), source)
+        raise UpmixError("source localisation needs a stereo recording; this file "
+                         + ("is mono" if info.channels == 1 else f"has {info.channels} channels"), source)
     if count is not None and count < 1:
         raise UpmixError(f"{{option}} must be at least 1 (got {count})", source, option="sources")
     outputs = [p for p in (png, report) if p is not None]
