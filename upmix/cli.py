@@ -321,8 +321,8 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
                                                  show_default=False),
         separator: str = typer.Option("auto", "--separator",
                                       help="auto (spatial for stereo, mono for mono), spatial, mono, orchestra "
-                                           "(strings/woodwinds/brass/other, seated on the orchestra preset or "
-                                           "the --scene's families) or demucs[:NAME]."),
+                                           "(experimental: strings/woodwinds/brass/other, seated on the orchestra "
+                                           "preset or the --scene's families) or demucs[:NAME]."),
         weights: Path | None = typer.Option(None, "--weights", help="Separator weights (see upmix separate)."),
         overwrite: bool = typer.Option(False, "--overwrite", "-y", help=OVERWRITE_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
@@ -400,8 +400,8 @@ def binauralize(source: Path = typer.Argument(..., metavar="INPUT", help="Speake
 def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo recording (any format)."),
              output: Path = typer.Option(..., "-o", "--output", help="Folder for the stems (made if missing)."),
              model: str = typer.Option("orchestra", "--model", "-m",
-                                       help="orchestra (strings, woodwinds, brass, other), spatial, mono, or "
-                                            "demucs[:NAME] with weights you have."),
+                                       help="orchestra (strings, woodwinds, brass, other; experimental), spatial, "
+                                            "mono, or demucs[:NAME] with weights you have."),
              weights: Path | None = typer.Option(None, "--weights", help="orchestra: a safetensors file; "
                                                                            "demucs: a folder of its weights."),
              bits: str = typer.Option("24", "--bits", help="16, 24 or float."),

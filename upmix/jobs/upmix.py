@@ -162,5 +162,5 @@ def upmix_file(source: Path, output: Path, options: RunOptions = RunOptions(), *
                   "walk": None if options.walk is None else str(options.walk), "doppler": options.doppler,
                   "loudness": options.loudness, "true_peak": options.true_peak,
                   "hrtf": None if options.hrtf is None else str(options.hrtf), "weights": weights},
-        results=results, delivery=delivery, dialogue=dialogue,
+        results=results, delivery=delivery, dialogue=dialogue, warnings=[sep.caveat] if sep.caveat else [],
         written=(lambda out: meter.check(fold @ out)) if meter is not None else None)
