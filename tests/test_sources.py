@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from test_localise import RATE, voice
 
 from conftest import run_cli
 from test_cli import assert_clean_failure
+from test_localise import RATE, voice
 from upmix.analysis import si_sdr
 from upmix.errors import UpmixError
 from upmix.io import write

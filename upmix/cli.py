@@ -445,6 +445,38 @@ def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or s
 
 @command()
 @handles_errors
+def sources(source: Path = typer.Argument(..., metavar="INPUT", help="Stereo recording (any format)."),
+            png: Path | None = typer.Option(None, "--png", help="Draw the stage map here: direction over time, "
+                                                                "the sources marked (PNG)."),
+            count: int | None = typer.Option(None, "--sources", help="How many sources to find. "
+                                             "\\[default: as many as the recording shows]", show_default=False),
+            report: Path | None = typer.Option(None, "--json", help="Write the report (JSON) here."),
+            overwrite: bool = typer.Option(False, "--overwrite", "-y", help=OVERWRITE_HELP),
+            quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
+    """Find the performers of a stereo recording by their direction: azimuth, spread, level and
+    how long each plays (from level differences: pan-potted and coincident-pair recordings)."""
+    from .jobs.sources import locate_file
+
+    with _progress("localising", not quiet) as progress:
+        result = locate_file(source, count=count, png=png, report=report, overwrite=overwrite, progress=progress)
+    _warn(result["warnings"])
+    if quiet:
+        return
+    out.print(Text(f"{len(result['sources'])} sources in {source} ({result['duration_s']:.1f} s; azimuth in "
+                   "degrees, +30 = left; level: share of the direct sound)"), soft_wrap=True)
+    table = Table("#", "azimuth", "spread", "level dB", "active s (%)")
+    for s in result["sources"]:
+        table.add_row(str(s["index"]), f"{s['azimuth_deg']:+.1f}", f"{s['spread_deg']:.1f}",
+                      "-inf" if s["level_db"] is None else f"{s['level_db']:.1f}",
+                      f"{s['active_s']:.1f} ({100 * s['active_share']:.0f} %)")
+    out.print(table)
+    for what, path in (("stage map", png), ("report", report)):
+        if path is not None:
+            out.print(f"wrote the {what} to {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+@command()
+@handles_errors
 def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
                                              help="Audio files, folders (searched recursively) or CSV manifests "
                                                   "(columns: input, output, and any of the options below by "

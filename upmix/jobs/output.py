@@ -68,14 +68,16 @@ def write_json(path: Path, data: dict, outputs: Iterable[Path] = ()) -> None:
         raise
 
 
-def finish_report(command: str, started: float, frames: int, *, input: dict[str, Any], output: Path,
-                  format: str | None, sample_rate: int, bits: BitDepth, settings: dict[str, Any],
+def finish_report(command: str, started: float, frames: int, *, input: dict[str, Any], output: Path | None,
+                  format: str | None, sample_rate: int, bits: BitDepth | None, settings: dict[str, Any],
                   results: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     """A job's report (the schema of this module's docstring); `started` is its
-    `time.perf_counter()` at the start, `frames` the audio frames it processed at `sample_rate`."""
+    `time.perf_counter()` at the start, `frames` the audio frames it processed at `sample_rate`;
+    `output` and `bits` are None (null) for a job that writes no audio."""
     elapsed = time.perf_counter() - started
-    return {"upmix_version": __version__, "command": command, "input": input, "output": str(output),
-            "format": format, "sample_rate": sample_rate, "bits": str(bits), "settings": settings, **results,
+    return {"upmix_version": __version__, "command": command, "input": input,
+            "output": None if output is None else str(output), "format": format, "sample_rate": sample_rate,
+            "bits": None if bits is None else str(bits), "settings": settings, **results,
             "warnings": warnings, "processing_time_s": round(elapsed, 3),
             "realtime_factor": round(frames / sample_rate / elapsed, 1) if elapsed > 0 else None}
 
@@ -207,19 +209,20 @@ def write_output(command: str, started: float, renderer: Any, output: Path, targ
                  bits: BitDepth, expected: int, progress: Progress | None, *, input: dict[str, Any],
                  settings: dict[str, Any], results: Callable[[], dict[str, Any]] = dict,
                  delivery: Delivery | None = None, written: Callable[[np.ndarray], None] | None = None,
-                 dialogue: LoudnessMeter | None = None) -> dict[str, Any]:
+                 dialogue: LoudnessMeter | None = None, warnings: Iterable[str] = ()) -> dict[str, Any]:
     """The end of every rendering job: stream `renderer` into `output` (`write_delivered`, at the
     `delivery` loudness and ceiling when given), then write the report beside it
     (`finish_report`: the fields of `measured`, the ``delivery`` section when a delivery was
-    given, and `results()`, called once the file is written); returns the report."""
+    given, and `results()`, called once the file is written; `warnings` ahead of those about the
+    written file); returns the report."""
     with compute_threads():
-        writer, stats, delivered, warnings = write_delivered(renderer, output, target, rate, bits, expected, progress,
-                                                             delivery or Delivery(), written, dialogue)
+        writer, stats, delivered, about_file = write_delivered(renderer, output, target, rate, bits, expected,
+                                                               progress, delivery or Delivery(), written, dialogue)
     report = finish_report(command, started, writer.frames, input=input, output=output, format=target.name,
                            sample_rate=rate, bits=bits, settings=settings,
                            results={**measured(target, rate, writer, stats),
                                     **({} if delivery is None else {"delivery": delivered}), **results()},
-                           warnings=warnings)
+                           warnings=[*warnings, *about_file])
     write_json(report_path(output), report, [output])
     return report
 

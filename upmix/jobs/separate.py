@@ -95,8 +95,9 @@ def separate_file(source: Path, out_dir: Path, *, model: str = "orchestra", devi
         writers, peaks = _write_stems(separator, specs, reader, meter, out_dir, model == "mono", bits, progress)
         written = files
         clipped = sum(w.clipped for w in writers.values())
-        warnings = [f"{clipped} samples of the stems exceeded full scale and were clipped (they add up to the "
-                    f"input at {meter.snr_db} dB); lower the level or write float samples"] if clipped else []
+        warnings = [separator.caveat] if separator.caveat else []
+        warnings += [f"{clipped} samples of the stems exceeded full scale and were clipped (they add up to the "
+                     f"input at {meter.snr_db} dB); lower the level or write float samples"] if clipped else []
         report = finish_report(
             "separate", start, info.frames,
             input={"path": str(source), "sample_rate": info.sample_rate, "channels": info.channels,

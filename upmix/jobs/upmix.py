@@ -185,5 +185,5 @@ def upmix_file(source: Path, output: Path, options: RunOptions = RunOptions(), *
                   "hrtf": None if options.hrtf is None else str(options.hrtf), "weights": weights,
                   "sources": options.sources,
                   "directions": None if options.directions is None else list(options.directions)},
-        results=results, delivery=delivery, dialogue=dialogue,
+        results=results, delivery=delivery, dialogue=dialogue, warnings=[sep.caveat] if sep.caveat else [],
         written=(lambda out: meter.check(fold @ out)) if meter is not None else None)

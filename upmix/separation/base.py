@@ -41,6 +41,8 @@ class Separator(ABC):
     """A separation backend."""
 
     name: ClassVar[str]
+    caveat: ClassVar[str | None] = None
+    """A warning that every use of this backend gives (the jobs print it once and put it in their report)."""
 
     @abstractmethod
     def specs(self) -> list[StemSpec]:
