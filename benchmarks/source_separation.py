@@ -405,41 +405,39 @@ def _song_excerpt(folder: Path, rng: np.random.Generator, n: int) -> Ensemble | 
     return None
 
 
-def _program_for(pitches: np.ndarray, rng: np.random.Generator, used: set[str]) -> tuple[int, int, str] | None:
-    """A program of `PROGRAMS` whose instrument is not in `used` and whose range holds the part
-    after an octave shift: (program, shift in semitones, instrument)."""
+def _program_for(pitches: np.ndarray, rng: np.random.Generator, used: set[str]) -> tuple[int, int, str]:
+    """The program of `PROGRAMS` whose instrument is not in `used` and whose range, after an
+    octave shift, holds the part best (ties drawn at random): (program, shift in semitones, instrument)."""
     from training.programs import TABLE
 
     lo, hi = np.percentile(pitches, [5, 95])
     table = {p.number: p for p in TABLE}
+    best = None
     for number in rng.permutation(PROGRAMS):
         p = table[int(number)]
         if p.sampled in used:
             continue
         shift = 12 * round(((p.low + p.high) - (lo + hi)) / 24)
-        if lo + shift >= p.low - 3 and hi + shift <= p.high + 3:
-            return int(number), int(shift), p.sampled
-    return None
+        outside = max(p.low - (lo + shift), 0) + max(hi + shift - p.high, 0)
+        if best is None or outside < best[0]:
+            best = (outside, int(number), int(shift), p.sampled)
+    return best[1:]
 
 
-def _work_excerpt(work, synth, rng: np.random.Generator, n: int, seconds: float) -> Ensemble | None:
-    """2-5 parts of a random stretch of a work, each on its own instrument."""
+def _work_excerpt(work, count: int, synth, rng: np.random.Generator, n: int, seconds: float) -> Ensemble | None:
+    """`count` parts of a random stretch of a work, each on its own instrument; None when fewer play."""
     tempo = rng.uniform(60, 100) / 60  # quarter notes per second
     span = seconds * tempo
     start = rng.uniform(0, max(work.length - span, 0.0))
     parts = [p[(p[:, 0] < start + span) & (p[:, 0] + p[:, 1] > start)] for p in work.parts]
     parts = [p for p in parts if len(p) >= 4]
-    if len(parts) < 2:
+    if len(parts) < count:
         return None
-    count = int(rng.integers(2, min(5, len(parts)) + 1))
     chosen = sorted(rng.choice(len(parts), count, replace=False))
     sources, instruments = [], []
     for k in chosen:
         part = parts[k]
-        pick = _program_for(part[:, 2], rng, set(instruments))
-        if pick is None:
-            return None
-        program, shift, instrument = pick
+        program, shift, instrument = _program_for(part[:, 2], rng, set(instruments))
         velocities = np.clip(rng.normal(85, 8, len(part)), 30, 127)
         mono = synth.play((part[:, 0] - start) / tempo, part[:, 1] / tempo, part[:, 2] + shift, velocities, program, n)
         level = np.sqrt(np.mean(mono ** 2))
@@ -451,7 +449,8 @@ def _work_excerpt(work, synth, rng: np.random.Generator, n: int, seconds: float)
 
 
 def make_ensembles(works: list, songs: list[Path], count: int, seconds: float, seed: int) -> list[Ensemble]:
-    """`count` ensembles: every third a song excerpt (when there are songs), the rest work excerpts."""
+    """`count` ensembles: every third a song excerpt (when there are songs), the rest work excerpts
+    with 2, 3, 4, 5, 2, ... sources in turn (from works with that many parts)."""
     from training.samples import SET_NAME, SampleSynth, fetch_samples
 
     folder = bench_dir() / SET_NAME
@@ -460,11 +459,15 @@ def make_ensembles(works: list, songs: list[Path], count: int, seconds: float, s
     rng = np.random.default_rng(seed)
     n = int(seconds * RATE)
     out: list[Ensemble] = []
+    from_works = 0
     while len(out) < count:
         if songs and len(out) % 3 == 2:
             found = _song_excerpt(songs[rng.integers(len(songs))], rng, n)
         else:
-            found = _work_excerpt(works[rng.integers(len(works))], synth, rng, n, seconds)
+            parts = 2 + from_works % 4
+            fit = [w for w in works if len(w.parts) >= parts]
+            found = _work_excerpt(fit[rng.integers(len(fit))], parts, synth, rng, n, seconds)
+            from_works += found is not None
         if found is not None:
             out.append(found)
     return out
@@ -473,7 +476,7 @@ def make_ensembles(works: list, songs: list[Path], count: int, seconds: float, s
 def cached_ensembles(split: str, works: list, songs: list[Path], count: int, seconds: float,
                      seed: int) -> list[Ensemble]:
     """`make_ensembles`, kept in the cache (sources as float16) by split, count, length and seed."""
-    path = bench_dir() / f"ensembles-{split}-{count}x{seconds:g}s-seed{seed}-v1.npz"
+    path = bench_dir() / f"ensembles-{split}-{count}x{seconds:g}s-seed{seed}-v2.npz"
     if path.exists():
         with np.load(path) as data:
             sources = np.split(data["sources"].astype(np.float32), np.cumsum(data["counts"])[:-1])
