@@ -23,8 +23,8 @@ An ensemble is an excerpt of ``--seconds`` at 48 kHz with 2-5 sources (songs: 2)
 
    both in a pyroomacoustics shoebox hall (25 x 18 x 10 m, Sabine RT60 1.5 s from
    ``pra.inverse_sabine``, image sources up to its order, 58; measured T30 is printed), at 48 kHz,
-   the sources on a 5 m arc in front of the pair at 15 degree steps from -45 to +45 degrees,
-   drawn without replacement.
+   the sources on a 3 m arc in front of the pair (about the critical distance) at 15 degree steps
+   from -45 to +45 degrees, drawn without replacement.
 
 **Held out**: works and songs are split by a fixed rule, ``crc32(name) % 2 == 0`` is held out; both
 lists are printed. The acceptance targets are judged on the held-out set only. Nothing in the
@@ -61,7 +61,8 @@ both. Medians are over sources (all mixes together).
 - ``spatial``: `upmix.separation.SpatialSeparator` on a stage with one speaker per source at its
   TRUE direction (pan-pot azimuth; in the hall the direct path's level-difference azimuth), as
   ``benchmarks/separation_quality.py`` does: it is given the directions the others must find. Its
-  mono feeds are panned back to stereo with the constant-power gains of that direction;
+  feeds are mono: each feed's share of the power of all its feeds per STFT bin masks the stereo
+  mixture, so its stems keep the recording's image (`spatial_estimates`);
 - ``DUET`` (Rickard & Yilmaz 2004) with the TRUE count: a power-weighted histogram over symmetric
   attenuation and delay, its strongest peaks, binary masks by the maximum-likelihood assignment,
   applied to both channels (`duet`).
@@ -86,7 +87,7 @@ import sys
 import tempfile
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -119,10 +120,11 @@ MISSED_DB = -50.0
 HALL_DIM = (25.0, 18.0, 10.0)
 HALL_RT60 = 1.5
 MIC_CENTRE = (12.5, 5.0, 1.6)
-STAGE_RADIUS = 5.0
+STAGE_RADIUS = 3.0
 STAGE_GRID = (-45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0)
 """The hall (m), its Sabine RT60 (s), the centre of the microphone pair (m), the radius (m) of the
-arc the sources stand on, and their places on it (degrees, + = left, 0 = straight ahead)."""
+arc the sources stand on (about the hall's critical distance, 0.057 sqrt(V / RT60) = 3.1 m, where a
+main pair is usually placed), and their places on it (degrees, + = left, 0 = straight ahead)."""
 
 SETUPS = {"spaced": (0.60, None), "ortf": (0.17, 55.0)}
 """Microphone pairs: spacing (m) and the cardioids' angle off the front (degrees; None: omnis)."""
@@ -284,8 +286,10 @@ def ideal_ratio_masks(mix: np.ndarray, refs: np.ndarray) -> np.ndarray:
 
 
 def spatial_estimates(mix: np.ndarray, azimuths: np.ndarray) -> np.ndarray:
-    """The spatial separator's direct feeds on a stage with one speaker at each (true) stereo
-    azimuth, panned back to stereo at that azimuth: (S, 2, n)."""
+    """Stereo stems from the spatial separator's direct feeds on a stage with one speaker at each
+    (true) stereo azimuth: (S, 2, n). Its feeds are mono, so each one's share of the power of all
+    its feeds (ambience included) in every STFT bin is applied to the stereo mixture as a mask;
+    the stems keep the mixture's own image, time differences included."""
     from upmix.layouts import Layout, Speaker
     from upmix.seating import AMBIENCE_SEATS
     from upmix.separation import SpatialSeparator
@@ -297,8 +301,9 @@ def spatial_estimates(mix: np.ndarray, azimuths: np.ndarray) -> np.ndarray:
     stage = Stage(Layout(name="sources", speakers=tuple(speakers)),
                   StageOptions(width=STEREO_HALF_ANGLE, center=0.0, ambience_front=0.0))
     out = SpatialSeparator(stage, device="cpu").separate(mix, RATE)
-    feeds = np.stack([out[f"direct.{n}"][0] for n in names])
-    return azimuth_gains(np.asarray(azimuths))[:, :, None] * feeds[:, None]
+    power = np.abs(stft(np.stack([out[k][0] for k in out]))) ** 2
+    mine = [list(out).index(f"direct.{n}") for n in names]
+    return istft(power[mine] / np.maximum(power.sum(axis=0), 1e-20) * stft(mix)[:, None], mix.shape[-1]).swapaxes(0, 1)
 
 
 @dataclass
@@ -524,7 +529,7 @@ def direct_azimuths(setup: str) -> np.ndarray:
 
 def hall_responses(setup: str) -> np.ndarray:
     """(grid places, 2 mics, taps) room responses at `RATE`, computed once and cached."""
-    path = bench_dir() / f"hall-{setup}-v1.npz"
+    path = bench_dir() / f"hall-{setup}-r{STAGE_RADIUS:g}-v1.npz"
     if path.exists():
         with np.load(path) as data:
             return data["rir"]
@@ -720,8 +725,10 @@ def time_child(path: str) -> None:
     if SourceSeparator is not None:
         ours(mix[:, :RATE], None)  # warm-up
         start = time.perf_counter()
-        ours(mix, None)
+        found = ours(mix, None)
         out["ours"] = time.perf_counter() - start
+        if found.error:
+            out["ours_error"] = found.error
         out["ours_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
     duet(mix, 4, 0.0)
@@ -754,8 +761,8 @@ def speed(ensembles: list[Ensemble], seed: int, seconds: float, long_minutes: in
         if done.returncode != 0:
             raise RuntimeError(done.stderr)
         times = json.loads(done.stdout.strip().splitlines()[-1])
-        result.update({f"rtf_{k}": seconds / v for k, v in times.items() if not k.endswith("_mb")})
-        result["ours_rss_mb"] = times.get("ours_rss_mb")
+        result.update({f"rtf_{k}": seconds / v for k, v in times.items() if k in ("ours", "DUET", "spatial")})
+        result["ours_rss_mb"], result["ours_error"] = times.get("ours_rss_mb"), times.get("ours_error")
         if long_minutes and SourceSeparator is not None and sources_cli():
             import soundfile as sf
 
@@ -801,7 +808,7 @@ def print_table(cond: str, split: str, scores: dict[str, Scores]) -> dict[str, d
     out = {}
     for method, s in scores.items():
         r = s.summary()
-        out[method] = r
+        out[method] = {**r, "values": asdict(s)}
         row = f"| {method:7} | {_cell(r['si_sdr'], '.2f'):>6} | {_cell(r['si_sdri'], '.2f'):>7} |"
         if hall:
             row += (f" {_cell(r['early_si_sdr'], '.2f'):>12} | {_cell(r['early_si_sdri'], '.2f'):>13} |"
@@ -843,10 +850,13 @@ def summary(results: dict, speed_result: dict | None) -> list[tuple[str, bool | 
     lines.append((f"speed: {_cell(rtf, '.1f')}x real time on 2 threads >= {TARGETS['speed']:g}x",
                   ge(rtf, TARGETS["speed"])))
     long = speed_result and speed_result.get("long")
-    rss = None if not long or long["exit"] != 0 else long["rss_mb"] / 1024
+    rss = long["rss_mb"] / 1024 if long else None
+    if not long:
+        note = " (not measured: no `upmix separate --model sources`, or --quick)"
+    else:
+        note = f" (the command failed, exit {long['exit']})" if long["exit"] else ""
     lines.append((f"memory: {LONG_MINUTES}-minute input peak RSS {_cell(rss, '.2f')} GB < {TARGETS['long_rss_gb']:g} GB"
-                   + ("" if long else " (not measured: no `upmix separate --model sources`, or --quick)"),
-                   None if rss is None else rss < TARGETS["long_rss_gb"]))
+                  + note, None if rss is None else rss < TARGETS["long_rss_gb"] and long["exit"] == 0))
     return lines
 
 
@@ -896,7 +906,8 @@ def main(argv: list[str] | None = None) -> None:
     results["speed"] = speed_result
     print(f"\nspeed on {speed_result['seconds']:g} s of 48 kHz stereo, 2 threads (x real time): "
           + ", ".join(f"{k[4:]} {v:.1f}" for k, v in speed_result.items() if k.startswith("rtf_"))
-          + (f"; ours' peak RSS {speed_result['ours_rss_mb']:.0f} MB" if speed_result.get("ours_rss_mb") else ""))
+          + (f"; ours' peak RSS {speed_result['ours_rss_mb']:.0f} MB" if speed_result.get("ours_rss_mb") else "")
+          + (f"; ours failed: {speed_result['ours_error']}" if speed_result.get("ours_error") else ""))
     long = speed_result.get("long")
     if long:
         print(f"{long['minutes']}-minute input, `upmix separate --model sources`: exit {long['exit']}, "

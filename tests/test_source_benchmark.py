@@ -103,3 +103,10 @@ def test_ambience_share_is_a_share_of_the_late_part(bench):
     bench.score(scores, bench.Found(refs, np.array([20.0, -12.0]), ambience=late), rec, "azimuth", True, False)
     assert scores.ambience == [pytest.approx(1.0, abs=0.05)]
     assert scores.exact == [True]
+
+
+def test_spatial_baseline_gives_stereo_stems_at_the_true_directions(bench):
+    mix, refs = two_tone_mix(bench)
+    estimates = bench.spatial_estimates(mix, np.array([20.0, -12.0]))
+    assert estimates.shape == refs.shape
+    assert all(si_sdr(e, r) > 10 for e, r in zip(estimates, refs))
