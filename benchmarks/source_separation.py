@@ -855,7 +855,8 @@ def summary(results: dict, speed_result: dict | None) -> list[tuple[str, bool | 
         note = " (not measured: no `upmix separate --model sources`, or --quick)"
     else:
         note = f" (the command failed, exit {long['exit']})" if long["exit"] else ""
-    lines.append((f"memory: {LONG_MINUTES}-minute input peak RSS {_cell(rss, '.2f')} GB < {TARGETS['long_rss_gb']:g} GB"
+    minutes = long["minutes"] if long else LONG_MINUTES
+    lines.append((f"memory: {minutes}-minute input peak RSS {_cell(rss, '.2f')} GB < {TARGETS['long_rss_gb']:g} GB"
                   + note, None if rss is None else rss < TARGETS["long_rss_gb"] and long["exit"] == 0))
     return lines
 
@@ -911,7 +912,8 @@ def main(argv: list[str] | None = None) -> None:
     long = speed_result.get("long")
     if long:
         print(f"{long['minutes']}-minute input, `upmix separate --model sources`: exit {long['exit']}, "
-              f"peak RSS {long['rss_mb']:.0f} MB, {long['rtf']:.1f}x real time")
+              f"peak RSS {long['rss_mb']:.0f} MB, {long['rtf']:.1f}x real time"
+              + (f"; it said: {long['stderr']}" if long["exit"] else ""))
     print("\n## Held-out summary against the issue's targets\n")
     lines = summary(results, speed_result)
     for line, ok in lines:
