@@ -82,3 +82,17 @@ def test_bad_inputs():
         silent.sources()
     with pytest.raises(UpmixError, match="^sources asks for 9 sources"):
         localise(pan_pot([10, -10], seconds=2.0), count=9)
+
+
+def test_a_forced_count_takes_broad_peaks_after_the_sharp_ones():
+    """A reverberant recording smears some sources into broad hills: the automatic count leaves
+    them out, a forced count takes them after every sharp peak."""
+    found = DirectionMap(RATE)
+    az = found.azimuths
+    profile = (np.exp(-0.5 * ((az - 20) / 0.2) ** 2) + np.exp(-0.5 * ((az + 10) / 0.2) ** 2)
+               + 0.5 * np.exp(-0.5 * ((az - 4) / 2.5) ** 2))
+    found.rows = [profile]
+    assert [round(s.azimuth) for s in found.sources()] == [20, -10]
+    assert [round(s.azimuth) for s in found.sources(3)] == [20, 4, -10]
+    with pytest.raises(UpmixError, match="at most 3"):
+        found.sources(4)

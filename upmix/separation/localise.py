@@ -39,7 +39,8 @@ MIN_PEAK_SHARE = 0.05
 """A peak counts as a source when its prominence is at least this share of the highest peak's..."""
 
 MIN_FORCED_SHARE = 0.01
-"""With a forced count, the peaks down to this share of the highest are candidates."""
+"""With a forced count, the peaks down to this share of the highest are candidates (the sharp ones
+first, then the broad ones)."""
 
 PEAK_CORE_DEG, PEAK_SKIRT_DEG = 0.6, 3.0
 MIN_SHARPNESS = 0.3
@@ -204,12 +205,15 @@ class DirectionMap:
                 raise UpmixError("found no source to localise: no direction stands out (silence, noise or "
                                  "only diffuse sound?)")
         else:
-            there = sharp & (prominence >= MIN_FORCED_SHARE * prominence.max())
+            # the sharp peaks first, strongest first; then, if a reverberant recording has too few
+            # sharp ones, the broad ones
+            there = prominence >= MIN_FORCED_SHARE * prominence.max()
             if count > there.sum():
                 raise UpmixError(f"{{option}} asks for {count} sources but the recording shows at most "
                                  f"{there.sum()}", option="sources")
+            rank = np.lexsort((-(prominence * sharpness), ~sharp))
             keep = np.zeros(len(peaks), bool)
-            keep[np.flatnonzero(there)[np.argsort(-(prominence * sharpness)[there])[:count]]] = True
+            keep[rank[there[rank]][:count]] = True
         return self._describe(rows, np.sort(centres[keep])[::-1])
 
     def _describe(self, rows: np.ndarray, centres: np.ndarray) -> list[LocalisedSource]:
