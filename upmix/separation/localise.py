@@ -6,11 +6,13 @@ hard left), weighted by its energy and by how direct it is (`DirectionMap._direc
 the channels' covariance over neighbouring bins is to that of one panned source; reverberation,
 whose bins point anywhere, weighs little). The weights are summed into a histogram over azimuth
 (`AZIMUTH_STEP_DEG` wide bins) per stretch of `FRAMES_PER_ROW` frames, so memory stays small for
-inputs of any length. Its sharp peaks are the sources: their azimuth, spread, share of the direct
-energy and the share of the time they play.
+inputs of any length. The sources are the azimuths where a sharp peak stands in enough rows
+(`DirectionMap._voted`), or with a forced count the highest peaks; each comes with its azimuth,
+spread, share of the direct energy and the share of the time it plays.
 
-This first version reads level differences only (pan-potted and coincident-pair recordings); time
-differences (spaced pairs) are not used yet.
+Level differences only: pan-potted and coincident-pair recordings. Time differences (spaced pairs,
+Decca trees) are not read, so a spaced pair's performers are not found (docs/separation.md has the
+measurements).
 """
 
 from __future__ import annotations
