@@ -11,15 +11,16 @@ the STFT's, so memory stays bounded):
    source, normalised over the sources.
 2. The shares refine into a multichannel Wiener filter (Duong, Vincent & Gribonval 2010): source k
    has power v_k = m_k^2 |X|^2 and spatial covariance a_k a_k^T, the ambience power
-   v_a = (1 - directness) |X|^2 / 2 spread equally over both channels (`AMBIENCE_FLOOR` of the
-   frame's mean power keeps it invertible), and s_k = v_k a_k^T C^-1 X with
+   v_a = (1 - directness (1 - rest)) |X|^2 / 2 spread equally over both channels (rest: the share
+   of the bin no source claims; `AMBIENCE_FLOOR` of the frame's mean power keeps C invertible),
+   and s_k = v_k a_k^T C^-1 X with
    C = sum_k v_k a_k a_k^T + v_a I. With two channels this can pull apart two sources sounding in
    the same bin, which a mask cannot. Source k's stem is its image a_k s_k (stereo) or s_k (mono);
    the ambience is what is left, X - sum_k a_k s_k, so the stems add up to the input.
 
 Frames are `frame_size` long (about 170 ms): held notes are sparser in long frames. Measured on
 pan-potted chorales played with recorded instrument samples (`docs/separation.md`): the Wiener
-step gains about 0.5 dB median SI-SDR over the masks alone, and 170 ms frames about 1 dB over 43 ms.
+step gains about 0.5 dB median SI-SDR over the shares alone, and 170 ms frames about 2 dB over 43 ms.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from ..errors import UpmixError
 from ..stage import STEREO_HALF_ANGLE, pan_angle
 from ..stft import StreamingISTFT, StreamingSTFT, resolve_device, smooth_bins
 from .base import Separator, Stems, StemSpec
-from .localise import MAX_SOURCES, DirectionMap, LocalisedSource, check_count, check_directions
+from .localise import COHERENCE_BINS, DirectionMap, LocalisedSource, check_count, check_directions
 
 MASK_WIDTH_DEG = 4.0
 """Standard deviation of a source's share of the bins around its azimuth, degrees."""
@@ -44,11 +45,9 @@ OTHER_DEG = 10.0
 AMBIENCE_FLOOR = 1e-4
 """Ambience power added to every bin, as a share of the frame's mean bin power (regularises C)."""
 
-COHERENCE_BINS = 5
-"""Neighbouring frequency bins over which how direct a bin is is measured (as in the map)."""
-
 TABLE_STEPS = 4097
 """Steps of the level balance in the table of each source's share of a bin."""
+
 
 def frame_size(sample_rate: int) -> int:
     """STFT frame length: 8192 at 44.1/48 kHz (about 170 ms), scaled to keep that duration."""
@@ -91,9 +90,6 @@ class SourceSeparator(Separator):
                 direction_map.update(block)
         if not self.given:
             self.found = direction_map.sources(self.count)
-            if len(self.found) > MAX_SOURCES:
-                self.found = sorted(sorted(self.found, key=lambda s: -s.share)[:MAX_SOURCES],
-                                    key=lambda s: -s.azimuth)
 
     @property
     def sources(self) -> list[LocalisedSource]:
@@ -192,7 +188,7 @@ class SourceSeparator(Separator):
         index = ((balance + 1) * ((TABLE_STEPS - 1) / 2)).round().long().clamp(0, TABLE_STEPS - 1)
         share = table[:, index]  # (K, T, F)
         v = share ** 2 * power
-        rest = ((1 - share.sum(dim=0)) ** 2).clamp(min=0.0)  # sound far from every source
+        rest = (1 - share.sum(dim=0)) ** 2  # the share of sound far from every source, as a power
         v_amb = (1 - _directness(left, right, power_l, power_r) * (1 - rest)) * power / 2 \
             + AMBIENCE_FLOOR * power.mean(dim=-1, keepdim=True)
         c11 = torch.einsum("k,ktf->tf", gains[:, 0] ** 2, v) + v_amb
