@@ -85,6 +85,10 @@ def test_silence(tmp_path):
     assert not png.exists()
 
 
-@pytest.mark.parametrize("count", ["9", "0"])
-def test_more_sources_asked_than_there_are(mix, count):
-    assert_clean_failure(run_cli("sources", mix, "--sources", count), str(mix), "--sources")
+@pytest.mark.parametrize("count, fragments", [("9", ("--sources asks for 9 sources",)),
+                                               ("0", ("--sources must be 1 to 16",))])
+def test_more_sources_asked_than_there_are(mix, count, fragments):
+    proc = run_cli("sources", mix, "--sources", count)
+    assert_clean_failure(proc, *fragments)
+    if count == "9":
+        assert str(mix) in proc.stderr

@@ -1,7 +1,7 @@
 """The `upmix sources` job: where the performers of a stereo recording are, as a table and a stage map.
 
 The recording streams through a `upmix.separation.localise.DirectionMap` (bounded memory: the map
-keeps one row of azimuth bins per `FRAMES_PER_ROW` STFT frames); its sharp peaks are the sources.
+keeps one row of azimuth bins per `FRAMES_PER_ROW` STFT frames), which finds the sources.
 `draw_stage_map` draws the map as a PNG: direction over time, the sources marked, and the map summed
 over time beside it.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import UpmixError
 from ..files import refuse_overwriting, temporary_sibling
 from ..io import BlockReader, probe
-from ..separation.localise import FRAMES_PER_ROW, DirectionMap, LocalisedSource
+from ..separation.localise import FRAMES_PER_ROW, DirectionMap, LocalisedSource, check_count
 from .output import Progress, finish_report, write_json
 
 MAP_RANGE_DB = 60.0
@@ -36,8 +36,7 @@ def locate_file(source: Path, *, count: int | None = None, png: Path | None = No
     if info.channels != 2:
         raise UpmixError("source localisation needs a stereo recording; this file "
                          + ("is mono" if info.channels == 1 else f"has {info.channels} channels"), source)
-    if count is not None and count < 1:
-        raise UpmixError(f"{{option}} must be at least 1 (got {count})", source, option="sources")
+    check_count(count)
     outputs = [p for p in (png, report) if p is not None]
     refuse_overwriting(outputs, {"input": source}, overwrite)
     reader = BlockReader(source)
@@ -51,11 +50,9 @@ def locate_file(source: Path, *, count: int | None = None, png: Path | None = No
     try:
         found = stage.sources(count)
     except UpmixError as exc:  # the map's errors are about this file
-        exc.path = exc.path or str(source)
-        raise
+        raise exc.about(source) from None
     duration = done / reader.sample_rate
     row_s = FRAMES_PER_ROW * stage.hop / reader.sample_rate
-    warnings = [] if found else ["found no sharply localised source: the direct sound is spread over the stage"]
     results = {"duration_s": round(duration, 3), "row_duration_s": round(row_s, 4),
                "sources": [{"index": k + 1, "azimuth_deg": s.azimuth, "spread_deg": s.spread,
                             "level_db": round(10 * np.log10(s.share), 2) if s.share > 0 else None,
@@ -71,7 +68,7 @@ def locate_file(source: Path, *, count: int | None = None, png: Path | None = No
                                                                "duration_s": round(info.duration, 3)},
                                output=png, format="png" if png is not None else None,
                                sample_rate=reader.sample_rate, bits=None, settings={"sources": count},
-                               results=results, warnings=warnings)
+                               results=results, warnings=[])
         if report is not None:
             write_json(report, result, written)
     except BaseException:
