@@ -272,6 +272,6 @@ def located(separator: Any) -> list[dict[str, Any]]:
     spread (degrees), level (dB of the direct sound) and share of the time it plays (None for
     directions the user gave)."""
     return [{"stem": f"source_{k + 1:02d}", "azimuth_deg": s.azimuth, "spread_deg": s.spread,
-             "level_db": None if s.share != s.share else round(10 * float(np.log10(max(s.share, 1e-12))), 2),
-             "active": None if s.active != s.active else s.active}
+             "level_db": None if np.isnan(s.share) else round(10 * float(np.log10(max(s.share, 1e-12))), 2),
+             "active": None if np.isnan(s.active) else s.active}
             for k, s in enumerate(separator.sources)]

@@ -113,7 +113,13 @@ def upmix_file(source: Path, output: Path, options: RunOptions = RunOptions(), *
         if scene is not None and count is None and options.directions is None:
             count = len(performer_seats(scene))  # one performer per seat
         sep = SourceSeparator(count, options.directions, device=options.device, mono=True)
-        analysed(sep, source)
+        try:
+            analysed(sep, source)
+        except UpmixError as exc:
+            if exc.option != "sources" or options.sources is not None:
+                raise
+            raise UpmixError(f"the scene seats {count} performers but the recording shows fewer; give their "
+                             "azimuths ({option})", source, option="directions") from None
     elif families:
         sep = get_separator(separator, device=options.device, weights=weights)
     else:
