@@ -454,7 +454,7 @@ def sources(source: Path = typer.Argument(..., metavar="INPUT", help="Stereo rec
             overwrite: bool = typer.Option(False, "--overwrite", "-y", help=OVERWRITE_HELP),
             quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")) -> None:
     """Find the performers of a stereo recording by their direction: azimuth, spread, level and
-    how long each plays (from level differences: pan-potted and coincident-pair recordings)."""
+    how long each plays (from level differences, as pan-potting and coincident pairs code direction)."""
     from .jobs.sources import locate_file
 
     with _progress("localising", not quiet) as progress:
