@@ -425,16 +425,14 @@ def separate(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or s
     from .io import BitDepth
     from .jobs.options import check_device
     from .jobs.separate import separate_file
-    from .separation.localise import check_count, check_directions
+    from .separation.localise import check_performers
 
     depth = BitDepth.parse(bits)
     check_device(device)
-    check_count(sources, directions)
+    chosen = check_performers(model, sources, directions)
     with _progress("separating", not quiet) as progress:
         report = separate_file(source, output, model=model, device=device, weights=weights, bits=depth,
-                               overwrite=overwrite, sources=sources,
-                               directions=None if directions is None else check_directions(directions),
-                               progress=progress)
+                               overwrite=overwrite, sources=sources, directions=chosen, progress=progress)
     _warn(report["warnings"])
     if not quiet:
         names = ", ".join(s["name"] for s in report["stems"])

@@ -78,14 +78,9 @@ class RunOptions:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         check_device(self.device)
         if self.sources is not None or self.directions is not None:
-            from ..separation.localise import check_count, check_directions
+            from ..separation.localise import check_performers
 
-            if self.separator != "sources":
-                raise UpmixError(f"{{option}} applies to the sources separator, not "
-                                 f"{self.separator!r}", option="sources" if self.sources is not None else "directions")
-            check_count(self.sources, self.directions)
-            if self.directions is not None:
-                object.__setattr__(self, "directions", check_directions(self.directions))
+            object.__setattr__(self, "directions", check_performers(self.separator, self.sources, self.directions))
         _ = (self.stage, self.delivery)  # their ranges are checked where they are built
 
     @property

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..errors import UpmixError
 from ..stage import Stage
 from .base import Separator, Stems, StemSpec, add_up
+from .localise import check_performers
 from .mono import MonoSeparator
 from .spatial import SpatialSeparator
 
@@ -45,9 +46,7 @@ def get_separator(name: str, *, stage: Stage | None = None, device: str = "auto"
     are made with ``exact_downmix`` so their feeds fold back to the input); `weights` is a
     safetensors file for ``orchestra`` or a folder of Demucs models for ``demucs``; `sources` (a
     count) or `directions` (stereo azimuths, degrees) choose the performers of ``sources``."""
-    if (sources is not None or directions is not None) and name != "sources":
-        raise UpmixError(f"{{option}} applies to the sources separator, not {name!r}",
-                         option="sources" if sources is not None else "directions")
+    check_performers(name, sources, directions)
     if name == "sources":
         from .sources import SourceSeparator
 

@@ -99,6 +99,17 @@ def check_directions(directions: Iterable[float] | str) -> tuple[float, ...]:
     return ordered
 
 
+def check_performers(separator: str, count: int | None, directions: Iterable[float] | str | None
+                     ) -> tuple[float, ...] | None:
+    """The performers asked of a separator: a count or directions only for ``sources``
+    (`check_count`), the directions checked (`check_directions`); returns them."""
+    if (count is not None or directions is not None) and separator != "sources":
+        raise UpmixError(f"{{option}} applies to the sources separator, not {separator!r}",
+                         option="sources" if count is not None else "directions")
+    check_count(count, directions)
+    return None if directions is None else check_directions(directions)
+
+
 def check_count(count: int | None, directions: object = None) -> int | None:
     """A forced source count: 1 to `MAX_SOURCES`, and not together with given directions."""
     if count is not None and directions is not None:
