@@ -16,7 +16,7 @@ gain and share at both ends, the change of share, and the margin of the performe
 the largest change among the others (target >= 10 dB). ``--oracle`` seats the example's own dry
 stems instead: what the scene's geometry and hall allow.
 
-    python benchmarks/walk_to_performer.py [--directions 25,10,-10,-25 | --auto] [--oracle]
+    python benchmarks/walk_to_performer.py [--directions 25,10,-10,-25 | --auto] [--oracle] [--seconds S]
 """
 
 from __future__ import annotations
@@ -51,8 +51,11 @@ def main() -> None:
     ap.add_argument("--oracle", action="store_true",
                     help="seat the example's own dry stems instead of the separated ones: what the geometry allows")
     ap.add_argument("--walk", type=Path, default=WALK)
+    ap.add_argument("--seconds", type=float, default=None, help="use only the recording's first seconds")
     args = ap.parse_args()
     audio, rate = read(RECORDING)
+    if args.seconds is not None:
+        audio = audio[:, :int(args.seconds * rate)]
     scene = load_scene(SCENE)
     seats = performer_seats(scene)
     start = time.perf_counter()
@@ -62,7 +65,7 @@ def main() -> None:
     names = [s.name for s in sep.specs()]
     if args.oracle:  # the parts as they were panned (the recording plays the chorale twice)
         for k, seat in enumerate(seats):
-            dry = np.tile(read(RECORDING.parent / "stems" / f"{seat.stem}.flac")[0], 2)
+            dry = np.tile(read(RECORDING.parent / "stems" / f"{seat.stem}.flac")[0], 2)[:, :audio.shape[1]]
             stems[f"source_{k + 1:02d}"] = np.pad(dry, ((0, 0), (0, audio.shape[1] - dry.shape[1])))
         for side in ("ambience.left", "ambience.right"):
             stems[side] = np.zeros_like(stems[side])
