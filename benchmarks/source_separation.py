@@ -98,7 +98,7 @@ import torch
 
 from upmix.analysis import si_sdr
 from upmix.cache import cache_dir
-from upmix.stage import STEREO_HALF_ANGLE
+from upmix.stage import STEREO_HALF_ANGLE, pan_angle, stereo_azimuth
 
 try:
     from upmix.separation.sources import SourceSeparator
@@ -173,15 +173,13 @@ def is_held_out(name: str) -> bool:
 def azimuth_gains(azimuth: np.ndarray) -> np.ndarray:
     """(..., 2) constant-power (left, right) gains that put a source at a stereo azimuth (degrees,
     +30 = hard left): the inverse of `upmix.analysis.stereo_azimuth`."""
-    cos2 = np.clip(np.tan(np.radians(azimuth)) / math.tan(math.radians(STEREO_HALF_ANGLE)), -1.0, 1.0)
-    theta = np.arccos(cos2) / 2
+    theta = pan_angle(azimuth)
     return np.stack([np.cos(theta), np.sin(theta)], axis=-1)
 
 
 def gains_azimuth(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Stereo azimuth (degrees) of a source with channel amplitudes `left`, `right`."""
-    theta = np.arctan2(np.abs(right), np.abs(left))
-    return np.degrees(np.arctan(math.tan(math.radians(STEREO_HALF_ANGLE)) * np.cos(2 * theta)))
+    return stereo_azimuth(np.arctan2(np.abs(right), np.abs(left)))
 
 
 def pan_positions(rng: np.random.Generator, count: int) -> np.ndarray:

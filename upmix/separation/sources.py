@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import UpmixError
-from ..stage import STEREO_HALF_ANGLE, pan_angle
+from ..stage import pan_angle, stereo_azimuth
 from ..stft import StreamingISTFT, StreamingSTFT, resolve_device, smooth_bins
 from .base import Separator, Stems, StemSpec
 from .localise import COHERENCE_BINS, DirectionMap, LocalisedSource, check_count, check_directions
@@ -81,15 +81,15 @@ class SourceSeparator(Separator):
                           for d in check_directions(directions)]
 
     def analyse(self, blocks: Iterable[np.ndarray], sample_rate: int) -> None:
-        """Find the sources (unless directions were given)."""
+        """Find the sources; with directions given there is nothing to read."""
+        if self.given:
+            return
         direction_map = DirectionMap(sample_rate)
         for block in blocks:
             if block.shape[0] != 2:
                 raise UpmixError("the sources separator needs a stereo recording; this one is mono")
-            if not self.given:
-                direction_map.update(block)
-        if not self.given:
-            self.found = direction_map.sources(self.count)
+            direction_map.update(block)
+        self.found = direction_map.sources(self.count)
 
     @property
     def sources(self) -> list[LocalisedSource]:
@@ -124,14 +124,15 @@ class SourceSeparator(Separator):
         n_fft = frame_size(sample_rate)
         analysis = StreamingSTFT(n_fft, 2, self.device)
         synthesis = StreamingISTFT(n_fft, len(self.found), self.device)
-        gains = self._gains().cpu().numpy()
+        gains_t = self._gains()
+        gains = gains_t.cpu().numpy()
         table = self._share_table()
         state = {"skip": analysis.latency, "consumed": 0, "emitted": 0, "input": []}
 
         def emit(frames: torch.Tensor) -> dict[str, np.ndarray] | None:
             if frames.shape[1] == 0:
                 return None
-            y = synthesis.push(self._process(frames, table)).cpu().numpy()
+            y = synthesis.push(self._process(frames, table, gains_t)).cpu().numpy()
             cut = min(state["skip"], y.shape[1])
             state["skip"] -= cut
             n = min(y.shape[1] - cut, state["consumed"] - state["emitted"])
@@ -171,19 +172,17 @@ class SourceSeparator(Separator):
         (|L|^2 - |R|^2) / (|L|^2 + |R|^2) from -1 to 1 in equal steps: a Gaussian in the azimuth
         that balance gives, `MASK_WIDTH_DEG` wide, normalised over the sources and a rest that
         weighs as much as a source `OTHER_DEG` away (what is far from every source stays out)."""
-        balance = np.linspace(-1.0, 1.0, TABLE_STEPS)
-        azimuth = np.degrees(np.arctan(np.tan(np.radians(STEREO_HALF_ANGLE)) * balance))
+        azimuth = stereo_azimuth(np.arccos(np.linspace(-1.0, 1.0, TABLE_STEPS)) / 2)
         centres = np.array([s.azimuth for s in self.found])
         share = np.exp(-0.5 * ((azimuth[None] - centres[:, None]) / MASK_WIDTH_DEG) ** 2)
         share /= share.sum(axis=0) + np.exp(-0.5 * (OTHER_DEG / MASK_WIDTH_DEG) ** 2)
         return torch.tensor(share, dtype=torch.float32, device=self.device)
 
-    def _process(self, spec: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        """(2, T, F) input spectra -> (sources, T, F) the sources' signals s_k."""
+    def _process(self, spec: torch.Tensor, table: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
+        """(2, T, F) input spectra -> (sources, T, F) the sources' signals s_k; `gains` (K, 2)."""
         left, right = spec[0], spec[1]
         power_l, power_r = left.real ** 2 + left.imag ** 2, right.real ** 2 + right.imag ** 2
         power = power_l + power_r
-        gains = self._gains()  # (K, 2)
         balance = (power_l - power_r) / power.clamp(min=1e-30)
         index = ((balance + 1) * ((TABLE_STEPS - 1) / 2)).round().long().clamp(0, TABLE_STEPS - 1)
         share = table[:, index]  # (K, T, F)
