@@ -181,3 +181,35 @@ def test_walking_up_to_a_performer_raises_it_most():
     verdict = proc.stdout.strip().splitlines()[-1]
     assert verdict.endswith("PASS"), proc.stdout
     assert float(verdict.split("margin ")[1].split(" dB")[0]) >= 10.0
+
+
+def test_performers_are_seated_left_to_right(tmp_path):
+    """`seat_sources`: the leftmost performer on the leftmost seat seen from the listener, and a
+    count that differs from the seats is an error naming the scene and the count's option."""
+    from upmix.scene import load_scene
+    from upmix.seating import seat_sources
+    from upmix.separation.base import StemSpec
+
+    scene_file = tmp_path / "scene.yaml"
+    scene_file.write_text("objects:\n  - {stem: b, position: [0, 3, 0]}\n  - {stem: c, position: [2, 3, 0]}\n"
+                          "  - {stem: a, position: [-2, 3, 0]}\n  - {name: tape, file: x.wav, position: [0, -2, 0]}\n")
+    scene = load_scene(scene_file)
+    stems = [StemSpec(f"source_{k:02d}") for k in (1, 2, 3)] + [StemSpec("ambience.left")]
+    seated = seat_sources(scene, stems).objects
+    assert [(o.position[0], o.stem) for o in seated[:3]] == [(0.0, "source_02"), (2.0, "source_03"),
+                                                             (-2.0, "source_01")]
+    assert seated[3].name == "tape" and seated[3].stem is None
+    with pytest.raises(UpmixError, match="split into 2 performers but the scene seats 3") as info:
+        seat_sources(scene, stems[:2])
+    assert info.value.option == "sources" and info.value.path == str(scene_file)
+
+
+def test_run_seats_the_performers_on_a_scene(files, tmp_path):
+    scene = tmp_path / "trio.yaml"
+    scene.write_text("objects:\n  - {stem: right, position: [2, 3, 1.2]}\n  - {stem: left, position: [-2, 3, 1.2]}\n"
+                     "  - {stem: middle, position: [0, 3.5, 1.2]}\n")
+    out = tmp_path / "o.wav"
+    proc = run_cli("run", files["trio"], "-o", out, "--separator", "sources", "--scene", scene, "-f", "5.1")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "o.json").read_text())
+    assert [round(s["azimuth_deg"]) for s in report["sources"]] == [24, 4, -18]  # one performer per seat
