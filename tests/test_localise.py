@@ -63,6 +63,40 @@ def test_fed_in_blocks_equals_fed_whole():
     blocks, _ = localise(audio, block=5000)
     whole, _ = localise(audio, block=audio.shape[1])
     np.testing.assert_allclose(blocks.histogram(), whole.histogram(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(blocks.disc, whole.disc, rtol=1e-6, atol=1e-9)
+
+
+def panned(azimuth, part):
+    theta = 0.5 * np.arccos(np.tan(np.radians(azimuth)) / np.tan(np.radians(30)))
+    return np.stack([np.cos(theta) * part, np.sin(theta) * part])
+
+
+@pytest.mark.parametrize("seed", [3, 6])
+def test_a_source_that_never_stands_out_is_found_by_the_chords_of_the_disc(seed):
+    """Dense noise 12 dB under a sparse part dominates no row's histogram, so the votes find only
+    the part; the bins they share lie on the chord between them in the pan disc, and extending
+    the chords from the part lands on the noise."""
+    rng = np.random.default_rng(seed)
+    n = 6 * RATE
+    part, noise = voice(rng, n), rng.standard_normal(n)
+    mix = panned(15, part / part.std()) + panned(-12, noise / noise.std() * 10 ** (-12 / 20))
+    found = DirectionMap(RATE)
+    found.update((0.5 * mix / np.abs(mix).max()).astype(np.float32))
+    assert len(found._voted(found.histogram())) == 1
+    assert [round(s.azimuth) for s in found.sources()] == [15, -12]
+    assert [round(s.azimuth) for s in found.sources(2)] == [15, -12]  # a forced count finds it the same way
+
+
+@pytest.mark.parametrize("azimuth", [30, 20, 0])
+def test_hiss_adds_no_source(azimuth):
+    """Uncorrelated hiss 20 dB down lies around the middle of the pan disc: the chords from a
+    source through it land at the far edge, but weigh too little to be a source."""
+    rng = np.random.default_rng(4)
+    part = voice(rng, 6 * RATE)
+    mix = panned(azimuth, part) + rng.standard_normal((2, len(part))) * part.std() * 0.1
+    found = DirectionMap(RATE)
+    found.update((0.5 * mix / np.abs(mix).max()).astype(np.float32))
+    assert [round(s.azimuth) for s in found.sources()] == [azimuth]
 
 
 def test_a_part_that_stops_is_active_for_part_of_the_time():

@@ -2,13 +2,20 @@
 
 Every STFT bin of a stereo recording gets the stereo azimuth its level difference gives (the
 energy-vector azimuth of gains (cos theta, sin theta) on a +-30 degree pair, `upmix.stage`; +30 =
-hard left), weighted by its energy and by how direct it is (`DirectionMap._directness`: how close
+hard left), weighted by its energy and by how direct it is (`DirectionMap._local_covariance`: how close
 the channels' covariance over neighbouring bins is to that of one panned source; reverberation,
 whose bins point anywhere, weighs little). The weights are summed into a histogram over azimuth
 (`AZIMUTH_STEP_DEG` wide bins) per stretch of `FRAMES_PER_ROW` frames, so memory stays small for
 inputs of any length. The sources are the azimuths where a sharp peak stands in enough rows
 (`DirectionMap._voted`), or with a forced count the highest peaks; each comes with its azimuth,
 spread, share of the direct energy and the share of the time it plays.
+
+A performer that never dominates a bin (a guitar inside a dense band) makes no peak of its own,
+but it still shows in the bins it shares: the channels' local covariance, normalised, is a point
+of the "pan disc" (`DirectionMap.disc`), where a single source panned at angle theta lies on the
+rim at angle 2 theta and a mixture of sources lies inside, on the chords between them. Extending
+the chord from a found source through each bin's point to the rim lands on the source it is mixed
+with (`DirectionMap._extended`).
 
 Level differences only: pan-potted and coincident-pair recordings. Time differences (spaced pairs,
 Decca trees) are not read, so a spaced pair's performers are not found (docs/separation.md has the
@@ -26,7 +33,7 @@ import scipy.ndimage
 import scipy.signal
 
 from ..errors import UpmixError
-from ..stage import STEREO_HALF_ANGLE, stereo_azimuth
+from ..stage import STEREO_HALF_ANGLE, pan_angle, stereo_azimuth
 
 AZIMUTH_STEP_DEG = 0.25
 """Width of a histogram bin, degrees."""
@@ -65,6 +72,26 @@ COHERENCE_BINS = 5
 
 FRAMES_PER_ROW = 16
 """STFT frames summed into one row (about 0.34 s at 48 kHz) of the time-resolved map."""
+
+DISC_CELLS = 200
+"""Cells of the pan disc's histogram along each axis (from -1 to 1)."""
+
+MIN_CHORD = 0.2
+"""Points of the pan disc closer than this to a found source carry too little of another to be
+extended (the chord's error grows as 1 / distance)."""
+
+HULL_MARGIN = 0.05
+"""Points of the pan disc within this of the polygon of the found sources are mixtures of them
+and are not extended."""
+
+MIN_EXTENDED_PEAK = 0.5
+"""A peak of the chords' landing points becomes a source when its prominence is at least this
+share of the highest there..."""
+
+MIN_EXTENDED_MASS = 0.01
+"""... and the landings within a degree of it weigh at least this share of the recording's energy
+(hiss 20 dB down, whose chords from a hard-panned source land at the other edge, weighs 0.004;
+docs/separation.md has the counts it gives)."""
 
 MAX_SOURCES = 16
 """Most sources a recording may be split into."""
@@ -148,6 +175,7 @@ class DirectionMap:
         self.rows: list[np.ndarray] = []
         self._carry = np.zeros((2, 0), np.float32)
         self._pending: list[np.ndarray] = []  # weighted histograms of frames not yet in a row
+        self.disc = np.zeros((DISC_CELLS, DISC_CELLS))
 
     @property
     def azimuths(self) -> np.ndarray:
@@ -170,7 +198,10 @@ class DirectionMap:
         left, right = spec[0], spec[1]
         power_l, power_r = np.abs(left) ** 2, np.abs(right) ** 2
         theta = np.arctan2(np.sqrt(power_r), np.sqrt(power_l))
-        weight = (power_l + power_r) * self._directness(left, right)
+        sxx, syy, sxy = self._local_covariance(left, right)
+        total = np.maximum(sxx + syy, 1e-30)
+        directness = np.clip(((sxx - syy) ** 2 + 4 * np.abs(sxy) ** 2) / np.maximum((sxx + syy) ** 2, 1e-30), 0.0, 1.0)
+        weight = (power_l + power_r) * directness
         index = np.clip(np.searchsorted(self.edges, stereo_azimuth(theta), side="right") - 1, 0,
                         len(self.edges) - 2)
         bins = len(self.edges) - 1
@@ -180,19 +211,23 @@ class DirectionMap:
         while len(self._pending) >= FRAMES_PER_ROW:
             self.rows.append(np.sum(self._pending[:FRAMES_PER_ROW], axis=0))
             del self._pending[:FRAMES_PER_ROW]
+        cell = lambda x: np.clip(((x + 1) / 2 * DISC_CELLS).astype(int), 0, DISC_CELLS - 1)  # noqa: E731
+        u, v = cell((sxx - syy) / total), cell(2 * sxy.real / total)
+        self.disc += np.bincount((u * DISC_CELLS + v).ravel(), (power_l + power_r).ravel(),
+                                 minlength=DISC_CELLS ** 2).reshape(DISC_CELLS, DISC_CELLS)
 
     @staticmethod
-    def _directness(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """How much one direction dominates each bin (0..1): with C the channels' 2x2 covariance
-        over the `COHERENCE_BINS` bins around it in the same frame (so frames stay independent) and
-        l1 >= l2 its eigenvalues, ((l1 - l2) / (l1 + l2))^2. It is 1 for one source panned anywhere
-        (hard left included), 0 for uncorrelated sound of equal level on both sides."""
+    def _local_covariance(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The channels' 2x2 covariance around each bin: the means of |L|^2, |R|^2 and L R* over
+        the `COHERENCE_BINS` bins around it in the same frame (so frames stay independent). How
+        direct a bin is, with l1 >= l2 its eigenvalues: ((l1 - l2) / (l1 + l2))^2, 1 for one
+        source panned anywhere (hard left included), 0 for uncorrelated sound of equal level on
+        both sides."""
         size = (1, COHERENCE_BINS)
         mean = scipy.ndimage.uniform_filter
         cross = left * np.conj(right)
-        sxy = mean(cross.real, size) ** 2 + mean(cross.imag, size) ** 2
-        sxx, syy = mean(np.abs(left) ** 2, size), mean(np.abs(right) ** 2, size)
-        return np.clip(((sxx - syy) ** 2 + 4 * sxy) / np.maximum((sxx + syy) ** 2, 1e-30), 0.0, 1.0)
+        return (mean(np.abs(left) ** 2, size), mean(np.abs(right) ** 2, size),
+                mean(cross.real, size) + 1j * mean(cross.imag, size))
 
     def histogram(self) -> np.ndarray:
         """(rows, azimuth bins) direct energy so far, the frames not yet in a full row as the last row."""
@@ -201,13 +236,22 @@ class DirectionMap:
 
     def sources(self, count: int | None = None) -> list[LocalisedSource]:
         """The sources, left to right as seen from the front (highest azimuth first); `count`
-        forces how many (the highest peaks). UpmixError when the recording has no direct sound."""
+        forces how many (the sharp peaks first, then what their chords find, then the broad
+        peaks). UpmixError when the recording has no direct sound."""
         rows = self.histogram()
         total = rows.sum(axis=0)
         if not np.any(total > 0):
             raise UpmixError("found no direct sound to localise (silence?)")
-        sigma = SMOOTHING_DEG / AZIMUTH_STEP_DEG
-        smooth = scipy.ndimage.gaussian_filter1d(total, sigma, mode="constant")
+        if count is None:
+            voted = self._voted(rows)
+            if not len(voted):
+                raise UpmixError("found no source to localise: no direction stands out (silence, noise or "
+                                 "only diffuse sound?)")
+            extended = self._extended(voted)
+            if extended is not None:
+                voted = np.append(voted, extended)
+            return self._describe(rows, np.sort([self._centre(total, v) for v in voted])[::-1])
+        smooth = scipy.ndimage.gaussian_filter1d(total, SMOOTHING_DEG / AZIMUTH_STEP_DEG, mode="constant")
         padded = np.concatenate([[0.0], smooth, [0.0]])  # a source panned hard to one side peaks at the edge
         peaks, props = scipy.signal.find_peaks(padded, distance=max(1, int(MIN_SEPARATION_DEG / AZIMUTH_STEP_DEG)),
                                                prominence=0.0)
@@ -217,26 +261,27 @@ class DirectionMap:
         sharpness = core / np.maximum(np.sum(total * (offset <= PEAK_SKIRT_DEG), axis=1), 1e-30)
         centres = np.sum(total * self.azimuths * (offset <= PEAK_CORE_DEG), axis=1) / np.maximum(core, 1e-30)
         sharp = sharpness >= MIN_SHARPNESS
-        if count is None:
-            voted = self._voted(rows)
-            if not len(voted):
-                raise UpmixError("found no source to localise: no direction stands out (silence, noise or "
-                                 "only diffuse sound?)")
-            offset = np.abs(self.azimuths[None, :] - voted[:, None])
-            core = np.sum(total * (offset <= PEAK_CORE_DEG), axis=1)
-            centres = np.sum(total * self.azimuths * (offset <= PEAK_CORE_DEG), axis=1) / np.maximum(core, 1e-30)
-            keep = np.ones(len(voted), bool)
-        else:
-            # the sharp peaks first, strongest first; then, if a reverberant recording has too few
-            # sharp ones, the broad ones
-            there = prominence >= MIN_FORCED_SHARE * prominence.max()
-            if count > there.sum():
-                raise UpmixError(f"{{option}} asks for {count} sources but the recording shows at most "
-                                 f"{there.sum()}", option="sources")
-            rank = np.lexsort((-(prominence * sharpness), ~sharp))
-            keep = np.zeros(len(peaks), bool)
-            keep[rank[there[rank]][:count]] = True
-        return self._describe(rows, np.sort(centres[keep])[::-1])
+        rank = np.lexsort((-(prominence * sharpness), ~sharp))
+        rank = rank[prominence[rank] >= MIN_FORCED_SHARE * prominence.max()]
+        picked = list(centres[rank[sharp[rank]]][:count] if np.any(sharp[rank]) else centres[rank[:1]])
+        while len(picked) < count:
+            extended = self._extended(np.array(picked), min_mass=0.0)  # the user says it is there
+            if extended is None:
+                break
+            picked.append(self._centre(total, extended))
+        # a reverberant recording smears some sources into broad hills
+        picked += [c for c in centres[rank[~sharp[rank]]] if all(abs(c - p) >= MIN_SEPARATION_DEG for p in picked)]
+        if count > len(picked):
+            raise UpmixError(f"{{option}} asks for {count} sources but the recording shows at most {len(picked)}",
+                             option="sources")
+        return self._describe(rows, np.sort(picked[:count])[::-1])
+
+    def _centre(self, total: np.ndarray, azimuth: float) -> float:
+        """The energy centroid (degrees) of the direct energy `total` within `PEAK_CORE_DEG` of an
+        azimuth, or the azimuth itself where there is none."""
+        near = np.abs(self.azimuths - azimuth) <= PEAK_CORE_DEG
+        core = np.sum(total[near])
+        return float(np.sum(total[near] * self.azimuths[near]) / core) if core > 0 else float(azimuth)
 
     def _voted(self, rows: np.ndarray) -> np.ndarray:
         """Azimuths (degrees) where a sharp peak stands in at least `MIN_ROWS_SHARE` of the rows
@@ -267,6 +312,52 @@ class DirectionMap:
         gathered = np.array([votes[max(0, p - reach):p + reach + 1].sum() for p in peaks])
         return self.azimuths[peaks[gathered >= MIN_ROWS_SHARE * len(rows)]]
 
+    def _extended(self, found: np.ndarray, min_mass: float = MIN_EXTENDED_MASS) -> float | None:
+        """The azimuth (degrees) of one more source, mixed with the `found` ones, or None: for each
+        found source, the chords from its point on the rim of the pan disc through the points of
+        the disc's histogram are extended to the rim, each landing weighted by the point's energy
+        and squared distance from the source (points closer than `MIN_CHORD` are left out). The
+        points within `HULL_MARGIN` of the polygon of the found sources are mixtures of them; a
+        peak of the other points' landings of at least `MIN_EXTENDED_PEAK` of the highest peak of
+        all landings and `min_mass` of the energy, `MIN_SEPARATION_DEG` from every found source,
+        is a candidate; the most prominent candidate wins."""
+        centres = (np.arange(DISC_CELLS) + 0.5) / DISC_CELLS * 2 - 1
+        u, v = np.meshgrid(centres, centres, indexing="ij")
+        rim = np.stack([np.cos(2 * pan_angle(found)), np.sin(2 * pan_angle(found))], axis=-1)
+        occupied = self.disc > 0
+        points, weight = np.stack([u[occupied], v[occupied]], axis=-1), self.disc[occupied]
+        outside = _hull_distance(points, rim) > HULL_MARGIN
+        sigma = SMOOTHING_DEG / AZIMUTH_STEP_DEG
+        near = round(1.0 / AZIMUTH_STEP_DEG)  # a landing peak's mass: within a degree of it
+        best, best_prominence = None, 0.0
+        for start in rim:
+            chord = points - start
+            distance2 = np.sum(chord ** 2, axis=-1)
+            reach = -2 * (chord @ start) / np.maximum(distance2, 1e-12)
+            land = start + reach[:, None] * chord
+            # the rim's upper half is the stage (both gains positive); landings below it are out of phase
+            landed = (distance2 >= MIN_CHORD ** 2) & (reach > 1) & (land[:, 1] > 0)
+            landing = stereo_azimuth(np.arctan2(land[landed, 1], land[landed, 0]) / 2)
+            hists = [np.histogram(landing, bins=self.edges, weights=(weight * distance2 * keep)[landed])[0]
+                     for keep in (1.0, outside)]
+            peaks, props = scipy.signal.find_peaks(
+                np.concatenate([[0.0], scipy.ndimage.gaussian_filter1d(hists[0], sigma, mode="constant"), [0.0]]),
+                prominence=0.0)
+            if not len(peaks):
+                continue
+            highest = props["prominences"].max()
+            peaks, props = scipy.signal.find_peaks(
+                np.concatenate([[0.0], scipy.ndimage.gaussian_filter1d(hists[1], sigma, mode="constant"), [0.0]]),
+                prominence=0.0)
+            peaks, prominence = peaks - 1, props["prominences"] / highest
+            new = (prominence >= MIN_EXTENDED_PEAK) & (
+                np.min(np.abs(self.azimuths[peaks][:, None] - found[None, :]), axis=1) >= MIN_SEPARATION_DEG)
+            for peak, height in zip(peaks[new], prominence[new]):
+                mass = hists[1][max(0, peak - near):peak + near + 1].sum() / self.disc.sum()
+                if mass >= min_mass and height > best_prominence:
+                    best, best_prominence = float(self.azimuths[peak]), height
+        return best
+
     def _describe(self, rows: np.ndarray, centres: np.ndarray) -> list[LocalisedSource]:
         """Each histogram bin belongs to the nearest source; each source's numbers come from its bins."""
         az = self.azimuths
@@ -283,3 +374,21 @@ class DirectionMap:
             found.append(LocalisedSource(azimuth=round(float(centre), 2), spread=round(spread, 2),
                                          share=round(float(energy.sum() / total.sum()), 4), active=round(active, 3)))
         return found
+
+
+def _hull_distance(points: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """Distance of (..., 2) points from the convex polygon whose (K, 2) vertices lie on the unit
+    circle (0 inside; for one vertex, the distance to it; for two, to the chord)."""
+    order = np.argsort(np.arctan2(vertices[:, 1], vertices[:, 0]))
+    a = vertices[order]
+    if len(a) == 1:
+        return np.linalg.norm(points - a[0], axis=-1)
+    b = np.roll(a, -1, axis=0)
+    edge = b - a
+    rel = points[..., None, :] - a
+    t = np.clip(np.sum(rel * edge, axis=-1) / np.sum(edge * edge, axis=-1), 0.0, 1.0)
+    distance = np.min(np.linalg.norm(rel - t[..., None] * edge, axis=-1), axis=-1)
+    if len(a) < 3:
+        return distance
+    cross = edge[:, 0] * rel[..., 1] - edge[:, 1] * rel[..., 0]  # >= 0 on the inner side of every edge
+    return np.where(np.all(cross >= 0, axis=-1), 0.0, distance)
