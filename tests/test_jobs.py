@@ -47,6 +47,19 @@ def test_options_are_frozen_and_validated_when_built():
         assert info.value.option == key and "--" not in str(info.value)
 
 
+def test_the_ambience_folds_back_unless_asked_not_to():
+    """Music folds back by default, film does not (its ambience all goes around); a front share of
+    the ambience only means something without the fold-back, and asking for one with it is an error."""
+    assert RunOptions().stage.fold_back is True and RunOptions(preset="film").stage.fold_back is False
+    assert RunOptions(fold_back=False, ambience_front=0.5).stage.ambience_front == 0.5
+    assert RunOptions(preset="film", ambience_front=0.3).stage.ambience_front == 0.3
+    with pytest.raises(UpmixError, match="^ambience_front needs the ambience's fold-back off") as info:
+        RunOptions(ambience_front=0.5)
+    assert info.value.option == "ambience_front"
+    with pytest.raises(UpmixError, match="^ambience_front needs the ambience's fold-back off"):
+        RunOptions(preset="film", fold_back=True, ambience_front=0.3)
+
+
 def test_manifest_cells_parse_to_every_option_type(tmp_path):
     base = RunOptions(format="5.1", lfe=True)
     got = base.with_strings({"width": "45", "exact_downmix": "yes", "lfe": "off", "sample_rate": "44100",

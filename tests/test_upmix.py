@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import scipy.signal
 
 from conftest import run_cli
 from upmix.analysis import measure, protocol_signal
@@ -12,7 +13,7 @@ from upmix.io import read, read_channel_mask, write
 from upmix.jobs.options import RunOptions
 from upmix.jobs.upmix import upmix_file
 from upmix.layouts import get_layout
-from upmix.render.downmix import fold_down_gains
+from upmix.render.downmix import complementary_gains, fold_down_gains
 from upmix.separation import MonoSeparator, SpatialSeparator
 from upmix.stage import Stage, StageOptions, stereo_azimuth
 
@@ -33,11 +34,44 @@ def upmix(tmp_path, src, fmt, **kw):
     return read(out)[0], report
 
 
-@pytest.mark.parametrize("fmt", ["5.1", "7.1.4"])
-def test_protocol_at_the_default_width(tmp_path, protocol, fmt):
+@pytest.mark.parametrize("fmt,around", [("5.1", 4 / 9), ("7.1.4", 2 / 3)])
+def test_protocol_at_the_default_width(tmp_path, protocol, fmt, around):
+    """By default the whole upmix folds back to the input (the ambience by complementary filters,
+    the centre by taking its fold-down off the front pair): every segment to float precision.
+    The ambience keeps its energy, and the fold-down fixes its share around: 4/9 on 5.1 (one
+    surround per side), 2/3 on 7.1.4 (four)."""
     src, signal, segments = protocol
     out, report = upmix(tmp_path, src, fmt)
-    assert report["settings"]["width_deg"] == 30.0
+    assert report["settings"]["width_deg"] == 30.0 and report["settings"]["fold_back"] is True
+    assert report["fold_down_snr_db"] >= 100
+    for r in measure(out, signal, get_layout(fmt), segments, RATE, width=30.0):
+        assert abs(r.energy_db) <= 0.5, r
+        assert r.fold_down_snr_db >= 100.0, r
+        if r.segment.kind in ("pan", "tone"):
+            assert abs(r.azimuth - r.expected) <= 0.1, r
+            assert r.surround_share < 1e-3, r
+        else:  # decorrelated and anti-phase noise: the ambience
+            assert r.surround_share == pytest.approx(around, abs=0.04), r
+
+
+@pytest.mark.parametrize("fmt,pair", [("5.1", ("M+110", "M-110")), ("7.1.4", ("M+090", "M-090"))])
+def test_ambience_reaches_the_surrounds_decorrelated(tmp_path, protocol, fmt, pair):
+    """The surround pair's coherence above 500 Hz on the decorrelated noise stays under 0.3."""
+    src, signal, segments = protocol
+    out, _ = upmix(tmp_path, src, fmt)
+    names = [s.name for s in get_layout(fmt).speakers]
+    noise = next(s for s in segments if s.kind == "decorrelated")
+    part = out[:, noise.start:noise.stop]
+    f, coherence = scipy.signal.coherence(part[names.index(pair[0])], part[names.index(pair[1])], fs=RATE,
+                                          nperseg=4096)
+    assert coherence[f > 500].max() < 0.3
+
+
+@pytest.mark.parametrize("fmt", ["5.1", "7.1.4"])
+def test_without_fold_back_the_ambience_goes_around(tmp_path, protocol, fmt):
+    src, signal, segments = protocol
+    out, report = upmix(tmp_path, src, fmt, fold_back=False)
+    assert report["settings"]["fold_back"] is False and report["settings"]["ambience_front"] == 0.2
     for r in measure(out, signal, get_layout(fmt), segments, RATE, width=30.0):
         assert abs(r.energy_db) <= 0.5, r
         if r.segment.kind in ("pan", "tone"):
@@ -45,6 +79,7 @@ def test_protocol_at_the_default_width(tmp_path, protocol, fmt):
             assert r.fold_down_snr_db >= 30.0, r
         else:  # decorrelated and anti-phase noise go around the listener
             assert r.surround_share >= 0.7, r
+            assert r.fold_down_snr_db < 10.0, r  # and do not fold back
 
 
 @pytest.mark.parametrize("fmt", ["5.1", "7.1.4"])
@@ -206,6 +241,35 @@ def test_stage_rules():
     assert fold_down_gains(30, 0) == (1.0, 0.0) and fold_down_gains(0, 0) == pytest.approx((0.7071, 0.7071), abs=1e-4)
     assert fold_down_gains(-110, 0) == pytest.approx((0, 0.7071), abs=1e-4)
     assert fold_down_gains(135, 30) == pytest.approx((0.7071, 0), abs=1e-4)
+
+
+@pytest.mark.parametrize("folds,weights", [([0.7071], [1.0]), ([0.7071] * 4, [1.0, 0.8, 0.9, 0.9]),
+                                           ([0.7071, 0.5], [1.0, 2.0])])
+def test_complementary_gains_fold_back_exactly_and_keep_the_energy(folds, weights):
+    """Per frequency, with random all-pass phases d_i: the fold-down of the front and the others
+    is 1, and their energy is 1 on average over frequency (the terms coherent with A cancel)."""
+    c, alpha, beta = complementary_gains(np.array(folds), np.array(weights))
+    g = np.array(folds)
+    d = np.exp(1j * np.random.default_rng(0).uniform(-np.pi, np.pi, (len(folds), 200000)))
+    around = alpha[:, None] + beta[:, None] * d
+    front = c - np.sum((g * beta)[:, None] * d, axis=0)
+    np.testing.assert_allclose(front + g @ around, 1.0, atol=1e-12)
+    assert np.mean(np.abs(front) ** 2 + np.sum(np.abs(around) ** 2, axis=0)) == pytest.approx(1.0, abs=0.01)
+    shares = np.mean(np.abs(around) ** 2, axis=1)
+    spare = (shares - alpha ** 2) * (1 + g ** 2)  # each one's decorrelated energy, with what it takes off the front
+    np.testing.assert_allclose(spare / np.sum(spare), np.array(weights) / sum(weights), rtol=0.02)
+
+
+def test_the_stage_folds_the_ambience_back_on_its_own_side():
+    stage = Stage(get_layout("7.1.4"), StageOptions())
+    spread = stage.ambience_fold_back()
+    for side, (front, c, around) in spread.items():
+        assert stage.dests[front].name == ("M+030" if side > 0 else "M-030")
+        assert {stage.dests[d].name for d, *_ in around} == ({"M+090", "M+135", "U+045", "U+135"} if side > 0 else
+                                                             {"M-090", "M-135", "U-045", "U-135"})
+        assert c == pytest.approx(1 / 3)
+    stereo = Stage(get_layout("0+2+0"), StageOptions())
+    assert all(c == 1.0 and around == () for _, c, around in stereo.ambience_fold_back().values())
 
 
 def test_mono_separator_energy():

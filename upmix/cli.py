@@ -25,6 +25,9 @@ from .errors import UpmixError
 from .files import OutputExists
 
 # Help texts are rich markup: "\\[" prints a bracket ("[default: ...]" alone would be read as a style tag).
+FOLD_BACK_HELP = ("Spread the ambience with complementary filters, so that the ITU stereo fold-down returns the "
+                  "recording (the front then keeps 5/9 of the ambience on 5.1, 1/3 on 7.1.4). "
+                  "\\[default: on; film off]")
 DOPPLER_HELP = ("Let moving paths shift pitch (as the distance changes) or keep it. \\[default: the scene's "
                 "render.doppler, on unless it says otherwise]")
 OVERWRITE_HELP = "Replace output files that already exist (without it they stop the command)."
@@ -300,8 +303,11 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
                                             "dialogue) moves to the centre speaker. \\[default: 1]",
                                             show_default=False),
         ambience_front: float | None = typer.Option(None, "--ambience-front",
-                                                    help="0..1: share of the ambience kept in the front pair. "
-                                                         "\\[default: 0.2; film 0]", show_default=False),
+                                                    help="0..1: share of the ambience kept in the front pair, "
+                                                         "with --no-fold. \\[default: 0.2; film 0]",
+                                                    show_default=False),
+        fold_back: bool | None = typer.Option(None, "--fold-back/--no-fold", help=FOLD_BACK_HELP,
+                                              show_default=False),
         exact_downmix: bool = typer.Option(False, "--exact-downmix",
                                            help="Guarantee that the ITU stereo fold-down equals the input."),
         lfe: bool | None = typer.Option(None, "--lfe/--no-lfe", help="Redirect bass (< 120 Hz) to the LFE, "
@@ -340,7 +346,8 @@ def run(source: Path = typer.Argument(..., metavar="INPUT", help="Mono or stereo
     from .jobs.upmix import upmix_file
 
     options = RunOptions(format=format, preset=preset, width=width, center=center, ambience_front=ambience_front,
-                         exact_downmix=exact_downmix, lfe=lfe, scene=scene, walk=walk, doppler=doppler,
+                         fold_back=fold_back, exact_downmix=exact_downmix, lfe=lfe, scene=scene, walk=walk,
+                         doppler=doppler,
                          loudness=loudness, true_peak=true_peak, sample_rate=sample_rate, bits=bits,
                          separator=separator, sources=sources, directions=directions, weights=weights, hrtf=hrtf,
                          device=device)
@@ -489,8 +496,10 @@ def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
           center: float | None = typer.Option(None, "--center", help="0..1 centre extraction strength. \\[default: 1]",
                                              show_default=False),
           ambience_front: float | None = typer.Option(None, "--ambience-front",
-                                                     help="0..1 ambience kept in front. \\[default: 0.2; film 0]",
-                                                     show_default=False),
+                                                     help="0..1 ambience kept in front, with --no-fold. "
+                                                          "\\[default: 0.2; film 0]", show_default=False),
+          fold_back: bool | None = typer.Option(None, "--fold-back/--no-fold", help=FOLD_BACK_HELP,
+                                                show_default=False),
           lfe: bool | None = typer.Option(None, "--lfe/--no-lfe", help="Bass to the LFE. \\[default: off; film on]",
                                   show_default=False),
           exact_downmix: bool = typer.Option(False, "--exact-downmix", help="Fold-down equals the input."),
@@ -519,7 +528,8 @@ def batch(inputs: list[Path] = typer.Argument(..., metavar="INPUTS...",
     from .jobs.options import RunOptions
 
     options = RunOptions(format=format, preset=preset, width=width, center=center, ambience_front=ambience_front,
-                         exact_downmix=exact_downmix, lfe=lfe, scene=_absolute(scene), walk=_absolute(walk),
+                         fold_back=fold_back, exact_downmix=exact_downmix, lfe=lfe, scene=_absolute(scene),
+                         walk=_absolute(walk),
                          doppler=doppler, loudness=loudness, true_peak=true_peak, sample_rate=sample_rate,
                          bits=bits, separator=separator, sources=sources, directions=directions,
                          weights=_absolute(weights), hrtf=_absolute(hrtf), device=device)  # bad values stop here

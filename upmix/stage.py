@@ -9,8 +9,10 @@ wider stages move hard-panned sound towards the side speakers (which the ITU fol
 longer returns exactly; see `upmix.render.downmix`).
 
 Sound panned to the middle (within a few degrees of 0) goes to the centre speaker, by the amount
-``center`` (0..1). Ambience goes, decorrelated, to the side, back and height speakers of its side,
-with a share ``ambience_front`` kept in the front pair.
+``center`` (0..1). Ambience goes, decorrelated, to the side, back and height speakers of its side
+and to the front speaker of its side. By default (``fold_back``) complementary filters split it so
+that the ITU fold-down returns it exactly and its energy is kept (`Stage.ambience_fold_back`);
+otherwise a share ``ambience_front`` stays on the front pair and the rest goes around.
 
 Angles are degrees: azimuth anticlockwise from the front, elevation up.
 """
@@ -24,7 +26,7 @@ import numpy as np
 
 from .errors import UpmixError
 from .layouts import Layout
-from .render.downmix import fold_down_gains
+from .render.downmix import complementary_gains, fold_down_gains
 
 CENTRE_FULL_DEG = 1.5
 """Stereo azimuths (degrees) up to which direct sound counts as fully centre-panned."""
@@ -42,12 +44,15 @@ STEREO_HALF_ANGLE = 30.0
 @dataclass(frozen=True)
 class StageOptions:
     """Placement settings: `width` in degrees (where a hard-panned source lands, 30 = as recorded),
-    `center` 0..1 (how much centre-panned sound the centre speaker takes), `ambience_front` 0..1
-    (share of the ambience kept in the front pair)."""
+    `center` 0..1 (how much centre-panned sound the centre speaker takes), `fold_back` (spread the
+    ambience with complementary filters so that the ITU fold-down returns it exactly,
+    `Stage.ambience_fold_back`), `ambience_front` 0..1 (without `fold_back`: the share of the
+    ambience kept in the front pair)."""
 
     width: float = 30.0
     center: float = 1.0
     ambience_front: float = 0.2
+    fold_back: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.width <= 180.0:
@@ -202,6 +207,25 @@ class Stage:
             shares[side] = ([(i, f / len(front)) for i in front] +
                             [(i, (1 - f) * w / total) for i, w in around])
         return shares
+
+    def ambience_fold_back(self) -> dict[int, tuple[int, float, tuple[tuple[int, float, float, float], ...]]]:
+        """For each side (+1 left, -1 right): the front speaker of that side (`front_pair`), the
+        gain c of the ambience on it and, per speaker around (side, back and height speakers of
+        that side, weighted by `AMBIENCE_WEIGHTS`), (destination, alpha, beta, fold coefficient):
+        `upmix.render.downmix.complementary_gains`. Speakers on the median plane get none: their
+        fold-down crosses sides. A layout with nothing around keeps the ambience in front (c = 1)."""
+        pair = dict(zip((1, -1), self.front_pair()))
+        out = {}
+        for side in (1, -1):
+            around = [(i, d) for i, d in enumerate(self.dests) if d.role in AMBIENCE_WEIGHTS and d.side == side]
+            folds = np.array([d.fold[0 if side > 0 else 1] for _, d in around])
+            if not around:
+                out[side] = (pair[side], 1.0, ())
+                continue
+            c, alpha, beta = complementary_gains(folds, np.array([AMBIENCE_WEIGHTS[d.role] for _, d in around]))
+            out[side] = (pair[side], c, tuple((i, float(a), float(b), float(g))
+                                              for (i, _), a, b, g in zip(around, alpha, beta, folds)))
+        return out
 
     def front_pair(self) -> tuple[int, int]:
         """Destinations nearest +30 and -30 degrees on the horizontal plane (for exact fold-down)."""

@@ -33,8 +33,9 @@ class RunOptions:
     Attributes:
         format: target (a layout name, ``binaural``, ``ambix1``..``ambix5``); default 7.1.4.
         preset: ``music`` or ``film`` (`upmix.jobs.presets.PRESETS`).
-        width: front stage half-width, degrees. center: 0..1. ambience_front: 0..1 (`StageOptions`).
-        exact_downmix: make the ITU stereo fold-down equal the input.
+        width: front stage half-width, degrees. center: 0..1. ambience_front: 0..1. fold_back: the
+        ambience folds back to the stereo (`StageOptions`).
+        exact_downmix: make the ITU stereo fold-down equal the input, whatever the stage.
         lfe: redirect bass to the LFE.
         scene: seat the recording on this scene's objects; walk: listener keyframes to walk;
         doppler: Doppler shift of moving sources.
@@ -52,6 +53,7 @@ class RunOptions:
     width: float | None = None
     center: float | None = None
     ambience_front: float | None = None
+    fold_back: bool | None = None
     exact_downmix: bool = False
     lfe: bool | None = None
     scene: Path | None = None
@@ -89,8 +91,8 @@ class RunOptions:
 
     @property
     def stage(self) -> StageOptions:
-        """The preset's stage with the width, center and ambience share given here instead."""
-        return self.chosen_preset.options(self.width, self.center, self.ambience_front)
+        """The preset's stage with the width, center, ambience share and fold-back given here instead."""
+        return self.chosen_preset.options(self.width, self.center, self.ambience_front, self.fold_back)
 
     @property
     def delivery(self) -> Delivery:

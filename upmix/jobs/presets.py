@@ -30,18 +30,23 @@ class Preset:
     bits: BitDepth = BitDepth.PCM_24
 
     def options(self, width: float | None = None, center: float | None = None,
-                ambience_front: float | None = None) -> StageOptions:
-        """The preset's placement settings with those given (not None) instead."""
-        given = {"width": width, "center": center, "ambience_front": ambience_front}
-        return replace(self.stage, **{k: v for k, v in given.items() if v is not None})
+                ambience_front: float | None = None, fold_back: bool | None = None) -> StageOptions:
+        """The preset's placement settings with those given (not None) instead. A share of the
+        ambience kept in front is an error where the ambience folds back (its split is then fixed)."""
+        given = {"width": width, "center": center, "ambience_front": ambience_front, "fold_back": fold_back}
+        stage = replace(self.stage, **{k: v for k, v in given.items() if v is not None})
+        if ambience_front is not None and stage.fold_back:
+            raise UpmixError("{option} needs the ambience's fold-back off: where the ambience folds back to the "
+                             "stereo, the fold-down fixes its front share", option="ambience_front")
+        return stage
 
 
 PRESETS = {
     "music": Preset("music", StageOptions()),
     # film: dialogue (centre-panned direct sound) to the centre speaker, the music's stereo stage
     # widened to +-60 degrees across the front and wide speakers, all ambience and effects to the
-    # surrounds and heights, the LFE from the effects' bass; 48 kHz / 24-bit delivery
-    "film": Preset("film", StageOptions(width=60.0, center=1.0, ambience_front=0.0), lfe=True,
+    # surrounds and heights (so no fold-back), the LFE from the effects' bass; 48 kHz / 24-bit delivery
+    "film": Preset("film", StageOptions(width=60.0, center=1.0, ambience_front=0.0, fold_back=False), lfe=True,
                    lfe_from_ambience=True, sample_rate=48000),
 }
 """The presets of ``upmix run --preset``."""

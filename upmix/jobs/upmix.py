@@ -124,7 +124,8 @@ def upmix_file(source: Path, output: Path, options: RunOptions = RunOptions(), *
         sep = get_separator(separator, device=options.device, weights=weights)
     else:
         if scene is not None:  # seat the recording on the scene's objects
-            stage = Stage(scene_layout(scene), StageOptions(width=STEREO_HALF_ANGLE, center=0.0, ambience_front=0.0))
+            stage = Stage(scene_layout(scene), StageOptions(width=STEREO_HALF_ANGLE, center=0.0, ambience_front=0.0,
+                                                               fold_back=False))
         else:  # headphones and Ambisonics get the stage of a virtual 7.1.4 layout, from its directions
             stage = Stage(target.layout if speakers else get_layout(VIRTUAL_STAGE), stage_options)
         if separator == "spatial" and mono:
@@ -183,7 +184,8 @@ def upmix_file(source: Path, output: Path, options: RunOptions = RunOptions(), *
         input={"path": str(source), "sample_rate": info.sample_rate, "channels": info.channels,
                "treated_as": "mono" if mono else "stereo", "duration_s": round(info.duration, 3)},
         settings={"preset": chosen.name, "width_deg": stage_options.width, "center": stage_options.center,
-                  "ambience_front": stage_options.ambience_front, "exact_downmix": options.exact_downmix,
+                  "ambience_front": None if stage_options.fold_back else stage_options.ambience_front,
+                  "fold_back": stage_options.fold_back, "exact_downmix": options.exact_downmix,
                   "lfe_from_bass": renderer.lfe, "separator": sep.name, "device": str(sep.device),
                   "scene": None if scene_file is None else str(scene_file),
                   "walk": None if options.walk is None else str(options.walk), "doppler": options.doppler,

@@ -59,12 +59,18 @@ class SpatialSeparator(StagedSeparator):
         # themselves, so skip the table
         names = {stage.dests[d].azimuth for d in self.direct if d != stage.centre}
         self._as_recorded = stage.options.width == STEREO_HALF_ANGLE and names == {30.0, -30.0}
+        self._complementary_centre = self._as_recorded and stage.options.fold_back and stage.centre is not None
         # phase reference of each direct destination: left side 0, right side 1, centre 1/2 of
         # the right channel's phase relative to the left
         self._phase = [0.5 if d == stage.centre else (1.0 if stage.dests[d].side < 0 else 0.0)
                        for d in self.direct]
 
     def _buses(self) -> list[Bus]:
+        if self.stage.options.fold_back:
+            spread = self.stage.ambience_fold_back()
+            return [Bus("ambience", ((front, 1.0, False),) + tuple((d, 1.0, True) for d, *_ in around),
+                        fold_back=(c, tuple((alpha, beta, fold) for _, alpha, beta, fold in around)))
+                    for front, c, around in (spread[side] for side in (1, -1))]
         shares = self.stage.ambience_shares()
         return [Bus("ambience", tuple((d, w, self.stage.dests[d].role != "front") for d, w in shares[side]))
                 for side in (1, -1)]
@@ -117,11 +123,15 @@ class SpatialSeparator(StagedSeparator):
         # ambience: what is off the panning direction, plus the rest along it. Primary and
         # ambience are rendered incoherently, so the off-direction part is raised to make up the
         # energy 2 gamma (1 - gamma) |full|^2 the split loses (at most 6 dB, and never along the
-        # direction, so leakage of a panned source stays where it was).
+        # direction, so leakage of a panned source stays where it was). Where the ambience folds
+        # back (`StageOptions.fold_back`), the split must add up to the bin instead: nothing is raised.
         off_l, off_r = xl - full * cos_t, xr - full * sin_t * rel
-        e_off = off_l.real ** 2 + off_l.imag ** 2 + off_r.real ** 2 + off_r.imag ** 2
-        e_full = full.real ** 2 + full.imag ** 2
-        boost = torch.sqrt(1 + 2 * gamma * (1 - gamma) * e_full / e_off.clamp(min=1e-30)).clamp(max=2.0)
+        if self.stage.options.fold_back:
+            boost = torch.ones_like(gamma)
+        else:
+            e_off = off_l.real ** 2 + off_l.imag ** 2 + off_r.real ** 2 + off_r.imag ** 2
+            e_full = full.real ** 2 + full.imag ** 2
+            boost = torch.sqrt(1 + 2 * gamma * (1 - gamma) * e_full / e_off.clamp(min=1e-30)).clamp(max=2.0)
         along = (1 - gamma) * full
         ambience = torch.stack([off_l * boost + along * cos_t, off_r * boost + along * sin_t * rel])
 
@@ -129,8 +139,22 @@ class SpatialSeparator(StagedSeparator):
         gains = self._as_recorded_gains(stereo_az, cos_t, sin_t) if self._as_recorded else \
             self._direct_gains(stereo_az)
         half = (1 + rel) / (1 + rel).abs().clamp(min=1e-30)  # half the relative phase
+        if self._complementary_centre:
+            return self._folding_back(s, stereo_az, cos_t, sin_t, rel, half), ambience
         direct = {}
         for k, dest in enumerate(self.direct):
             g = s * gains[..., k]
             direct[dest] = g * rel if self._phase[k] == 1.0 else g * half if self._phase[k] == 0.5 else g
         return direct, ambience
+
+    def _folding_back(self, s: torch.Tensor, stereo_az: torch.Tensor, cos_t: torch.Tensor, sin_t: torch.Tensor,
+                      rel: torch.Tensor, half: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Direct spectra of the stage as recorded whose ITU fold-down is the primary itself: the
+        centre takes sqrt(centre weight) (cos + sin) / sqrt 2 of it, with half the relative phase
+        (all of a source panned to the middle), and the front pair the primary less the centre's
+        fold-down, so each pair speaker folds back to its channel of the primary exactly."""
+        centre = s * (torch.sqrt(self.stage.centre_weight(stereo_az)) * (cos_t + sin_t) / math.sqrt(2)) * half
+        fold = self.stage.dests[self.stage.centre].fold[0]
+        return {dest: centre if dest == self.stage.centre else
+                (s * cos_t if self.stage.dests[dest].azimuth > 0 else s * sin_t * rel) - fold * centre
+                for dest in self.direct}

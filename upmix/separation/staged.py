@@ -34,10 +34,16 @@ DECORRELATION_TAPS = 512
 
 @dataclass(frozen=True)
 class Bus:
-    """A signal spread over destinations: (destination index, energy share, decorrelate?)."""
+    """A signal A spread over destinations: (destination index, energy share, decorrelate?).
+
+    With `fold_back` = (c, ((alpha, beta, fold), ...) for the decorrelated routes in order), as
+    `upmix.stage.Stage.ambience_fold_back` gives them, the shares are not used: a decorrelated
+    route gets alpha A + beta (d * A) (d its decorrelation filter) and the one other route
+    c A - sum fold beta (d * A), so that its fold-down returns A exactly."""
 
     kind: str
     routes: tuple[tuple[int, float, bool], ...]
+    fold_back: tuple[float, tuple[tuple[float, float, float], ...]] | None = None
 
 
 def fft_size(sample_rate: int) -> int:
@@ -131,9 +137,8 @@ class StagedSeparator(Separator):
             d, b = d[:, cut:cut + n], b[:, cut:cut + n]
             out = {f"direct.{dests[i].name}": d[k:k + 1] for k, i in enumerate(direct)}
             for bi, bus in enumerate(self.buses):
-                dec = iter(convolvers[bi].process(b[bi])) if convolvers[bi] is not None else None
-                for dest, share, is_dec in bus.routes:
-                    sig = np.sqrt(share) * (next(dec) if is_dec else b[bi])
+                filtered = convolvers[bi].process(b[bi]) if convolvers[bi] is not None else ()
+                for (dest, _, _), sig in zip(bus.routes, self._spread(bus, b[bi], filtered)):
                     name = f"{bus.kind}.{dests[dest].name}"
                     out[name] = out[name] + sig[None] if name in out else sig[None]
             if pair is not None:
@@ -157,6 +162,19 @@ class StagedSeparator(Separator):
         out = emit(analysis.flush())
         if out:
             yield out
+
+    @staticmethod
+    def _spread(bus: Bus, a: np.ndarray, filtered: Iterable[np.ndarray]) -> list[np.ndarray]:
+        """The bus signal `a` (frames,) for each of its routes, in order, from its decorrelated
+        copies `filtered` (one per decorrelated route, in order)."""
+        if bus.fold_back is None:
+            copies = iter(filtered)
+            return [np.sqrt(share) * (next(copies) if is_dec else a) for _, share, is_dec in bus.routes]
+        c, gains = bus.fold_back
+        filtered = list(filtered)
+        around = iter([alpha * a + beta * f for (alpha, beta, _), f in zip(gains, filtered)])
+        front = c * a - sum((fold * beta * f for (_, beta, fold), f in zip(gains, filtered)), np.zeros_like(a))
+        return [next(around) if is_dec else front for _, _, is_dec in bus.routes]
 
     def mix(self, stems: Stems) -> np.ndarray:
         """The ITU fold-down of the speaker feeds to stereo: the input again with `exact_downmix`
