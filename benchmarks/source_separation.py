@@ -498,14 +498,15 @@ def cached_ensembles(split: str, works: list, songs: list[Path], count: int, sec
 # ----------------------------------------------------------------------------------------------- hall
 
 
-def _geometry(setup: str) -> tuple[np.ndarray, np.ndarray, list[float | None]]:
-    """(mic positions (2, 3), source positions (grid, 3), mic aim azimuths in pyroomacoustics'
-    convention (degrees from +x, counter-clockwise) or None for omnis). Front is +y, left is -x."""
+def _geometry(setup: str, radius: float = STAGE_RADIUS) -> tuple[np.ndarray, np.ndarray, list[float | None]]:
+    """(mic positions (2, 3), source positions (grid, 3) at `radius` m, mic aim azimuths in
+    pyroomacoustics' convention (degrees from +x, counter-clockwise) or None for omnis). Front is
+    +y, left is -x."""
     spacing, angle = SETUPS[setup]
     centre = np.array(MIC_CENTRE)
     mics = centre + np.array([[-spacing / 2, 0, 0], [spacing / 2, 0, 0]])
     rad = np.radians(STAGE_GRID)
-    places = centre + STAGE_RADIUS * np.stack([-np.sin(rad), np.cos(rad), np.zeros_like(rad)], axis=1)
+    places = centre + radius * np.stack([-np.sin(rad), np.cos(rad), np.zeros_like(rad)], axis=1)
     aims = [None, None] if angle is None else [90.0 + angle, 90.0 - angle]
     return mics, places, aims
 
@@ -525,9 +526,10 @@ def direct_azimuths(setup: str) -> np.ndarray:
     return gains_azimuth(gains[0], gains[1])
 
 
-def hall_responses(setup: str) -> np.ndarray:
-    """(grid places, 2 mics, taps) room responses at `RATE`, computed once and cached."""
-    path = bench_dir() / f"hall-{setup}-r{STAGE_RADIUS:g}-v1.npz"
+def hall_responses(setup: str, radius: float = STAGE_RADIUS) -> np.ndarray:
+    """(grid places, 2 mics, taps) room responses at `RATE` for sources `radius` m from the pair,
+    computed once and cached."""
+    path = bench_dir() / f"hall-{setup}-r{radius:g}-v1.npz"
     if path.exists():
         with np.load(path) as data:
             return data["rir"]
@@ -535,7 +537,7 @@ def hall_responses(setup: str) -> np.ndarray:
     from pyroomacoustics.directivities import Cardioid, DirectionVector
 
     absorption, order = pra.inverse_sabine(HALL_RT60, HALL_DIM)
-    mics, places, aims = _geometry(setup)
+    mics, places, aims = _geometry(setup, radius)
     room = pra.ShoeBox(list(HALL_DIM), fs=RATE, materials=pra.Material(absorption), max_order=order,
                        air_absorption=True)
     for place in places:
