@@ -559,14 +559,15 @@ def hall_responses(setup: str, radius: float = STAGE_RADIUS) -> np.ndarray:
     return rir
 
 
-def split_response(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(direct+early, late) parts of a (2, taps) response: up to `EARLY_S` after the direct sound
-    (the first arrival within 20 dB of the strongest, earliest over both mics), and from `LATE_S`
-    after it."""
+def split_response(h: np.ndarray, early_s: float = EARLY_S, late_s: float = LATE_S
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(direct+early, late) parts of a (2, taps) response: up to `early_s` after the direct sound
+    (the first arrival within 20 dB of the strongest, earliest over both mics), and from `late_s`
+    after it (seconds)."""
     first = int(min(np.argmax(np.abs(c) > 0.1 * np.abs(c).max()) for c in h))
     early, late = h.copy(), h.copy()
-    early[:, first + int(EARLY_S * RATE):] = 0
-    late[:, :first + int(LATE_S * RATE)] = 0
+    early[:, first + int(early_s * RATE):] = 0
+    late[:, :first + int(late_s * RATE)] = 0
     return early, late
 
 

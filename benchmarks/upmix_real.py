@@ -48,6 +48,7 @@ from jobs import timed
 from source_separation import (
     RATE,
     SETUPS,
+    azimuth_gains,
     bench_dir,
     cached_ensembles,
     fetch_songs,
@@ -56,6 +57,7 @@ from source_separation import (
     load_works,
     pan_positions,
     song_name,
+    split_response,
 )
 from upmix_quality import FFMPEG_LAYOUTS, align
 
@@ -139,17 +141,6 @@ def _stereo(path: Path, seconds: float | None) -> np.ndarray:
     return x[:, :int(seconds * RATE)] if seconds else x
 
 
-def split_at(h: np.ndarray, seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    """(before, after) `seconds` past the direct sound of a (2, taps) response (its first arrival
-    within 20 dB of the strongest, over both channels)."""
-    first = int(min(np.argmax(np.abs(c) > 0.1 * np.abs(c).max()) for c in h))
-    cut = first + int(seconds * RATE)
-    before, after = h.copy(), h.copy()
-    before[:, cut:] = 0
-    after[:, :cut] = 0
-    return before, after
-
-
 def renders(folder: Path, mixes: int, seconds: float) -> list[tuple[str, Path, Truth]]:
     """(name, WAV, truth) for each setup: the held-out ensembles strung together and recorded."""
     works, songs = load_works(), fetch_songs()
@@ -163,9 +154,9 @@ def renders(folder: Path, mixes: int, seconds: float) -> list[tuple[str, Path, T
         for ens in ensembles:
             n = ens.sources.shape[1]
             if setup is None:
-                gains = _pan_gains(pan_positions(rng, len(ens.sources)))
+                gains = azimuth_gains(pan_positions(rng, len(ens.sources)))
                 dry = np.einsum("sc,sn->cn", gains, ens.sources)
-                _, tail = split_at(hall_responses("spaced")[3], LATE_S)
+                _, tail = split_response(hall_responses("spaced")[3], LATE_S, LATE_S)
                 send = ens.sources.sum(axis=0) * 10 ** (REVERB_DB / 20)
                 direct.append(dry)
                 late.append(scipy.signal.fftconvolve(send[None], tail, axes=-1)[:, :n])
@@ -174,7 +165,7 @@ def renders(folder: Path, mixes: int, seconds: float) -> list[tuple[str, Path, T
                 places = rng.choice(len(rir), len(ens.sources), replace=False)
                 d, t = np.zeros((2, n)), np.zeros((2, n))
                 for src, place in zip(ens.sources, places):
-                    h_direct, h_late = split_at(rir[place], LATE_S)
+                    h_direct, h_late = split_response(rir[place], LATE_S, LATE_S)
                     d += scipy.signal.fftconvolve(src[None], h_direct, axes=-1)[:, :n]
                     t += scipy.signal.fftconvolve(src[None], h_late, axes=-1)[:, :n]
                 direct.append(d)
@@ -186,13 +177,6 @@ def renders(folder: Path, mixes: int, seconds: float) -> list[tuple[str, Path, T
         write(path, (truth.direct + truth.late).astype(np.float32), RATE, "FLOAT")
         out.append((name, path, truth))
     return out
-
-
-def _pan_gains(azimuths: np.ndarray) -> np.ndarray:
-    from upmix.stage import pan_angle
-
-    theta = pan_angle(azimuths)
-    return np.stack([np.cos(theta), np.sin(theta)], axis=-1)
 
 
 # --------------------------------------------------------------------------------------------- scoring

@@ -47,7 +47,7 @@ def test_the_fit_finds_what_of_the_direct_sound_reaches_a_channel(bench):
 def test_a_response_splits_at_its_direct_sound(bench):
     h = np.zeros((2, 48000))
     h[0, 1000], h[1, 1100], h[:, 1000 + 2400] = 1.0, 0.8, 0.3  # the late part starts 50 ms after 1000
-    before, after = bench.split_at(h, bench.LATE_S)
+    before, after = bench.split_response(h, bench.LATE_S, bench.LATE_S)
     np.testing.assert_array_equal(before + after, h)
     assert np.flatnonzero(after[0]).tolist() == [3400] and np.flatnonzero(before[1]).tolist() == [1100]
 

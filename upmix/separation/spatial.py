@@ -136,11 +136,11 @@ class SpatialSeparator(StagedSeparator):
         ambience = torch.stack([off_l * boost + along * cos_t, off_r * boost + along * sin_t * rel])
 
         stereo_az = torch.rad2deg(torch.atan(TAN_HALF_ANGLE * cos2))
-        gains = self._as_recorded_gains(stereo_az, cos_t, sin_t) if self._as_recorded else \
-            self._direct_gains(stereo_az)
         half = (1 + rel) / (1 + rel).abs().clamp(min=1e-30)  # half the relative phase
         if self._complementary_centre:
             return self._folding_back(s, stereo_az, cos_t, sin_t, rel, half), ambience
+        gains = self._as_recorded_gains(stereo_az, cos_t, sin_t) if self._as_recorded else \
+            self._direct_gains(stereo_az)
         direct = {}
         for k, dest in enumerate(self.direct):
             g = s * gains[..., k]
