@@ -328,8 +328,10 @@ def summary(real: list[dict], truth: list[dict]) -> None:
     for fmt in FORMATS:
         ratios = [r["time_vs_ffmpeg"] for r in real if r["method"] == f"upmix default {fmt}" and "time_vs_ffmpeg" in r]
         if ratios:
-            print(f"- speed, upmix default {fmt}: median time / ffmpeg's {np.median(ratios):.2f} (the issue's target "
-                  "<= 1.5 for 60 s, <= 1.0 for 10 minutes)")
+            worst = max(ratios)
+            print(f"- {'PASS' if worst <= 1.5 else 'FAIL'}  speed, upmix default {fmt}: time over ffmpeg's "
+                  f"(end to end), median {np.median(ratios):.2f}, worst {worst:.2f} over the real files "
+                  "(<= 1.5 for 60 s; the 10-minute target, <= 1.0, is benchmarks/upmix_speed.py's)")
 
 
 def main() -> None:
