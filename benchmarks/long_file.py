@@ -50,6 +50,7 @@ def main() -> None:
             rows.append((minutes, wall, report["processing_time_s"], rss, out.stat().st_size, report))
             src.unlink()
             out.unlink()
+            out.with_suffix(".json").unlink()  # the next length writes its own report there
     base = rows[0][3]
     print(f"\nupmix run, stereo 48 kHz 24-bit -> 7.1.4 24-bit, {os.cpu_count()} CPUs"
           f"{' ' + ' '.join(args.extra) if args.extra else ''}\n")
