@@ -54,15 +54,11 @@ class BitDepth(StrEnum):
 
 
 def _pack24(q: np.ndarray) -> bytes:
-    """Little-endian 24-bit bytes of int32 samples: four samples packed into three 32-bit words."""
-    v = q.reshape(-1).astype(np.uint32) & 0xFFFFFF
-    n = len(v)
-    v = np.concatenate([v, np.zeros(-n % 4, np.uint32)]).reshape(-1, 4)
-    words = np.empty((len(v), 3), dtype="<u4")
-    words[:, 0] = v[:, 0] | (v[:, 1] << 24)
-    words[:, 1] = (v[:, 1] >> 8) | (v[:, 2] << 16)
-    words[:, 2] = (v[:, 2] >> 16) | (v[:, 3] << 8)
-    return words.tobytes()[:3 * n]
+    """Little-endian 24-bit bytes of int32 samples (the low three bytes of each, in order)."""
+    v = np.ascontiguousarray(q).reshape(-1)
+    packed = np.empty((len(v), 3), dtype=np.uint8)
+    packed[:, 0], packed[:, 1], packed[:, 2] = v, v >> 8, v >> 16  # the casts keep the low byte
+    return packed.tobytes()
 
 
 def default_channel_mask(channels: int) -> int:

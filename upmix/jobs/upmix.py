@@ -22,7 +22,7 @@ from ..seating import performer_seats, scene_layout, seat_ambience, seat_familie
 from ..stage import STEREO_HALF_ANGLE, Stage, StageOptions
 from .describe import ambix_order
 from .options import RunOptions
-from .output import Progress, analysed, located, report_path, scene_renderer, target_for, write_output
+from .output import Progress, ahead, analysed, located, report_path, scene_renderer, target_for, write_output
 from .render import render_ambix
 
 DEFAULT_FORMAT = "7.1.4"
@@ -152,7 +152,7 @@ def upmix_file(source: Path, output: Path, options: RunOptions = RunOptions(), *
                 dialogue.process(out[dialogue_stem])
             yield out
 
-    stems = StemStream(stem_blocks(), [s.name for s in specs], reader.frames)
+    stems = StemStream(ahead(stem_blocks()), [s.name for s in specs], reader.frames)
     if performers:  # each performer at its own place on the stage, or on a seat of the scene
         if scene is None:
             scene = stage_scene([replace(s, azimuth=s.azimuth * stage_options.width / STEREO_HALF_ANGLE)

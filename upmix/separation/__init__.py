@@ -19,7 +19,6 @@ from pathlib import Path
 from ..errors import UpmixError
 from ..stage import Stage
 from .base import Separator, Stems, StemSpec, add_up
-from .localise import check_performers
 from .mono import MonoSeparator
 from .spatial import SpatialSeparator
 
@@ -46,6 +45,8 @@ def get_separator(name: str, *, stage: Stage | None = None, device: str = "auto"
     are made with ``exact_downmix`` so their feeds fold back to the input); `weights` is a
     safetensors file for ``orchestra`` or a folder of Demucs models for ``demucs``; `sources` (a
     count) or `directions` (stereo azimuths, degrees) choose the performers of ``sources``."""
+    from .localise import check_performers  # scipy.signal: only for the backends that need it
+
     check_performers(name, sources, directions)
     if name == "sources":
         from .sources import SourceSeparator

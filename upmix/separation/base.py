@@ -15,12 +15,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
 
 from ..io import DEFAULT_BLOCK
+
+if TYPE_CHECKING:  # torch is imported by the backends that use it (seconds of start-up)
+    import torch
 
 Stems = dict[str, np.ndarray]
 """Stem name -> (channels, frames) float32 audio."""

@@ -1,6 +1,6 @@
 """Mono upmix: with no spatial cues, split by signal character instead.
 
-Per STFT bin (torch, CPU or CUDA):
+Per STFT bin (numpy on the CPU, torch on CUDA):
 
 - **ambience**: an estimate of the late reverberation (Lebart, Boucher & Denbigh 2001: the power
   one frame earlier, decayed for an assumed reverberation time) takes its share of the bin;
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import math
 
-import torch
-
-from ..stft import smooth_bins, smooth_frames, time_constant
+from ..stft import Array, smooth_bins, smooth_frames, time_constant
 from .staged import Bus, StagedSeparator
 
 REVERB_TIME_S = 1.0
@@ -61,26 +59,28 @@ class MonoSeparator(StagedSeparator):
         frame_s = hop / sample_rate
         self._decay = math.exp(-2 * 3 * math.log(10) / REVERB_TIME_S * frame_s)
         self._slow_alpha = time_constant(SLOW_S, hop, sample_rate)
-        self._slow: torch.Tensor | None = None
-        self._previous: torch.Tensor | None = None
+        self._slow: Array | None = None
+        self._previous: Array | None = None
 
-    def _process(self, spec: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    def _process(self, spec: Array) -> tuple[dict[int, Array], Array]:
+        xp = self.xp
         x = spec[0] * math.sqrt(2.0)  # the dual-mono pair's energy
-        power = smooth_bins(x.abs() ** 2, 3)
-        earlier = torch.cat([power[:1] if self._previous is None else self._previous[None], power[:-1]])
+        power = smooth_bins(xp.abs(x) ** 2, 3)
+        earlier = xp.concat([power[:1] if self._previous is None else self._previous[None], power[:-1]])
         self._previous = power[-1]
-        ambience = (self._decay * earlier / power.clamp(min=1e-30)).clamp(0.0, AMBIENCE_MAX)
+        floor = xp.clip(power, min=1e-30)
+        ambience = xp.clip(self._decay * earlier / floor, min=0.0, max=AMBIENCE_MAX)
         slow, self._slow = smooth_frames(power, self._slow_alpha, self._slow)
-        transient = (1 - TRANSIENT_RATIO * slow / power.clamp(min=1e-30)).clamp(0.0, 1.0)
+        transient = xp.clip(1 - TRANSIENT_RATIO * slow / floor, min=0.0, max=1.0)
         direct = 1 - ambience
         centre_energy = direct * (transient + (1 - transient) * (1 - SPREAD))
         wide_energy = direct * (1 - transient) * SPREAD
         stage = self.stage
         out = {}
         if stage.centre is not None:
-            out[stage.centre] = x * torch.sqrt(centre_energy)
+            out[stage.centre] = x * xp.sqrt(centre_energy)
         else:  # no centre speaker: a phantom centre on the front pair
             left, right = stage.front_pair()
-            out[left] = out[right] = x * torch.sqrt(centre_energy / 2)
-        buses = torch.stack([x * torch.sqrt(wide_energy), x * torch.sqrt(ambience)])
+            out[left] = out[right] = x * xp.sqrt(centre_energy / 2)
+        buses = xp.stack([x * xp.sqrt(wide_energy), x * xp.sqrt(ambience)])
         return out, buses

@@ -32,7 +32,7 @@ import torch
 
 from ..errors import UpmixError
 from ..stage import pan_angle, stereo_azimuth
-from ..stft import StreamingISTFT, StreamingSTFT, resolve_device, smooth_bins
+from ..stft import StreamingISTFT, StreamingSTFT, array_module, resolve_device, smooth_bins
 from .base import Separator, Stems, StemSpec
 from .localise import COHERENCE_BINS, DirectionMap, LocalisedSource, check_count, check_directions
 
@@ -122,8 +122,9 @@ class SourceSeparator(Separator):
     def stream(self, blocks: Iterable[np.ndarray], sample_rate: int) -> Iterator[dict[str, np.ndarray]]:
         specs = self.specs()
         n_fft = frame_size(sample_rate)
-        analysis = StreamingSTFT(n_fft, 2, self.device)
-        synthesis = StreamingISTFT(n_fft, len(self.found), self.device)
+        xp = array_module(self.device.type, torch=True)
+        analysis = StreamingSTFT(n_fft, 2, xp, self.device)
+        synthesis = StreamingISTFT(n_fft, len(self.found), xp, self.device)
         gains_t = self._gains()
         gains = gains_t.cpu().numpy()
         table = self._share_table()

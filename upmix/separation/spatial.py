@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import math
 
-import torch
+import numpy as np
 
 from ..stage import STEREO_HALF_ANGLE, Stage
-from ..stft import smooth_bins, smooth_frames, time_constant
+from ..stft import Array, smooth_bins, smooth_frames, time_constant, to_device
 from .staged import Bus, StagedSeparator
 
 TAN_HALF_ANGLE = math.tan(math.radians(STEREO_HALF_ANGLE))
@@ -54,7 +54,6 @@ class SpatialSeparator(StagedSeparator):
 
     def __init__(self, stage: Stage, device: str = "auto", exact_downmix: bool = False) -> None:
         super().__init__(stage, device, exact_downmix)
-        self._table = torch.tensor(stage.direct_gains_table(), dtype=torch.float32, device=self.device)
         # the stage as recorded (width 30 on a +-30 pair): the ring gains are the panning gains
         # themselves, so skip the table
         names = {stage.dests[d].azimuth for d in self.direct if d != stage.centre}
@@ -76,47 +75,48 @@ class SpatialSeparator(StagedSeparator):
                 for side in (1, -1)]
 
     def _reset(self, sample_rate: int, hop: int) -> None:
+        self._table = to_device(np.asarray(self.stage.direct_gains_table(), dtype=np.float32), self.xp, self.device)
         self._alpha = time_constant(SMOOTHING_S, hop, sample_rate)
-        self._state: torch.Tensor | None = None
+        self._state: Array | None = None
 
-    def _direct_gains(self, stereo_az: torch.Tensor) -> torch.Tensor:
+    def _direct_gains(self, stereo_az: Array) -> Array:
         """Rows of the gains table for stereo azimuths (degrees), linearly interpolated."""
-        steps = self._table.shape[0]
-        pos = ((stereo_az + STEREO_HALF_ANGLE) * ((steps - 1) / (2 * STEREO_HALF_ANGLE))).clamp(0, steps - 1)
-        lo = pos.floor().long().clamp(max=steps - 2)
-        frac = (pos - lo)[..., None]
+        xp, steps = self.xp, self._table.shape[0]
+        pos = xp.clip((stereo_az + STEREO_HALF_ANGLE) * ((steps - 1) / (2 * STEREO_HALF_ANGLE)), min=0, max=steps - 1)
+        lo = xp.clip(xp.astype(xp.floor(pos), xp.int64), max=steps - 2)
+        frac = (pos - xp.astype(lo, pos.dtype))[..., None]
         return self._table[lo] * (1 - frac) + self._table[lo + 1] * frac
 
-    def _as_recorded_gains(self, stereo_az: torch.Tensor, cos_t: torch.Tensor, sin_t: torch.Tensor
-                           ) -> torch.Tensor:
+    def _as_recorded_gains(self, stereo_az: Array, cos_t: Array, sin_t: Array) -> Array:
         """Direct gains for the stage as recorded: (cos, sin) on the pair, less the centre's share."""
+        xp = self.xp
         centre = self.stage.centre_weight(stereo_az)
-        rest = torch.sqrt(1 - centre)
-        return torch.stack([torch.sqrt(centre) if d == self.stage.centre else
-                            rest * (cos_t if self.stage.dests[d].azimuth > 0 else sin_t) for d in self.direct], dim=-1)
+        rest = xp.sqrt(1 - centre)
+        return xp.stack([xp.sqrt(centre) if d == self.stage.centre else
+                         rest * (cos_t if self.stage.dests[d].azimuth > 0 else sin_t) for d in self.direct], axis=-1)
 
-    def _process(self, spec: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    def _process(self, spec: Array) -> tuple[dict[int, Array], Array]:
+        xp = self.xp
         xl, xr = spec[0], spec[1]
         cross = xl * xr.conj()
-        inst = torch.stack([xl.real ** 2 + xl.imag ** 2, xr.real ** 2 + xr.imag ** 2, cross.real, cross.imag])
+        inst = xp.stack([xl.real ** 2 + xl.imag ** 2, xr.real ** 2 + xr.imag ** 2, cross.real, cross.imag])
         stats, self._state = smooth_frames(smooth_bins(inst, SMOOTHING_BINS), self._alpha, self._state)
         a, b, c_re, c_im = stats
         diff = a - b
-        c_abs = torch.sqrt(c_re ** 2 + c_im ** 2)
-        spread = torch.sqrt(diff ** 2 + 4 * c_abs ** 2)  # lambda1 - lambda2
-        safe = spread.clamp(min=1e-30)
-        cos2 = torch.where(spread > 0, diff / safe, torch.zeros_like(diff))  # cos 2 theta, 1 = all left
+        c_abs = xp.sqrt(c_re ** 2 + c_im ** 2)
+        spread = xp.sqrt(diff ** 2 + 4 * c_abs ** 2)  # lambda1 - lambda2
+        safe = xp.clip(spread, min=1e-30)
+        cos2 = xp.where(spread > 0, diff / safe, xp.zeros_like(diff))  # cos 2 theta, 1 = all left
         sin2 = 2 * c_abs / safe
-        cos_t, sin_t = torch.sqrt((1 + cos2).clamp(min=0) / 2), torch.sqrt((1 - cos2).clamp(min=0) / 2)
+        cos_t, sin_t = xp.sqrt(xp.clip(1 + cos2, min=0) / 2), xp.sqrt(xp.clip(1 - cos2, min=0) / 2)
         # phase of the right channel relative to the left, as a unit phasor
-        rel = torch.where(c_abs > 0, torch.complex(c_re, -c_im) / c_abs.clamp(min=1e-30),
-                          torch.ones_like(cross))
+        rel = xp.where(c_abs > 0, (c_re - 1j * c_im) / xp.clip(c_abs, min=1e-30), xp.ones_like(cross))
         # normalised eigenvalue spread, bias-corrected; the directional share along the principal
         # direction is 2 r / (1 + r); out-of-phase components count as ambience
-        r2 = (spread / (a + b).clamp(min=1e-30)) ** 2
-        r = torch.sqrt(((r2 - SPREAD_BIAS) / (1 - SPREAD_BIAS)).clamp(0.0, 1.0))
+        r2 = (spread / xp.clip(a + b, min=1e-30)) ** 2
+        r = xp.sqrt(xp.clip((r2 - SPREAD_BIAS) / (1 - SPREAD_BIAS), min=0.0, max=1.0))
         in_phase = 1 - sin2 * (1 - rel.real) / 2
-        gamma = (2 * r / (1 + r) * in_phase).clamp(0.0, 1.0)
+        gamma = xp.clip(2 * r / (1 + r) * in_phase, min=0.0, max=1.0)
 
         full = cos_t * xl + sin_t * rel.conj() * xr  # the bin projected on the panning direction
         s = gamma * full  # mono primary: P = s (cos theta, sin theta e^(j phi))
@@ -127,16 +127,16 @@ class SpatialSeparator(StagedSeparator):
         # back (`StageOptions.fold_back`), the split must add up to the bin instead: nothing is raised.
         off_l, off_r = xl - full * cos_t, xr - full * sin_t * rel
         if self.stage.options.fold_back:
-            boost = torch.ones_like(gamma)
+            boost = xp.ones_like(gamma)
         else:
             e_off = off_l.real ** 2 + off_l.imag ** 2 + off_r.real ** 2 + off_r.imag ** 2
             e_full = full.real ** 2 + full.imag ** 2
-            boost = torch.sqrt(1 + 2 * gamma * (1 - gamma) * e_full / e_off.clamp(min=1e-30)).clamp(max=2.0)
+            boost = xp.clip(xp.sqrt(1 + 2 * gamma * (1 - gamma) * e_full / xp.clip(e_off, min=1e-30)), max=2.0)
         along = (1 - gamma) * full
-        ambience = torch.stack([off_l * boost + along * cos_t, off_r * boost + along * sin_t * rel])
+        ambience = xp.stack([off_l * boost + along * cos_t, off_r * boost + along * sin_t * rel])
 
-        stereo_az = torch.rad2deg(torch.atan(TAN_HALF_ANGLE * cos2))
-        half = (1 + rel) / (1 + rel).abs().clamp(min=1e-30)  # half the relative phase
+        stereo_az = xp.atan(TAN_HALF_ANGLE * cos2) * (180 / math.pi)
+        half = (1 + rel) / xp.clip(xp.abs(1 + rel), min=1e-30)  # half the relative phase
         if self._complementary_centre:
             return self._folding_back(s, stereo_az, cos_t, sin_t, rel, half), ambience
         gains = self._as_recorded_gains(stereo_az, cos_t, sin_t) if self._as_recorded else \
@@ -147,13 +147,13 @@ class SpatialSeparator(StagedSeparator):
             direct[dest] = g * rel if self._phase[k] == 1.0 else g * half if self._phase[k] == 0.5 else g
         return direct, ambience
 
-    def _folding_back(self, s: torch.Tensor, stereo_az: torch.Tensor, cos_t: torch.Tensor, sin_t: torch.Tensor,
-                      rel: torch.Tensor, half: torch.Tensor) -> dict[int, torch.Tensor]:
+    def _folding_back(self, s: Array, stereo_az: Array, cos_t: Array, sin_t: Array, rel: Array, half: Array
+                      ) -> dict[int, Array]:
         """Direct spectra of the stage as recorded whose ITU fold-down is the primary itself: the
         centre takes sqrt(centre weight) (cos + sin) / sqrt 2 of it, with half the relative phase
         (all of a source panned to the middle), and the front pair the primary less the centre's
         fold-down, so each pair speaker folds back to its channel of the primary exactly."""
-        centre = s * (torch.sqrt(self.stage.centre_weight(stereo_az)) * (cos_t + sin_t) / math.sqrt(2)) * half
+        centre = s * (self.xp.sqrt(self.stage.centre_weight(stereo_az)) * (cos_t + sin_t) / math.sqrt(2)) * half
         fold = self.stage.dests[self.stage.centre].fold[0]
         return {dest: centre if dest == self.stage.centre else
                 (s * cos_t if self.stage.dests[dest].azimuth > 0 else s * sin_t * rel) - fold * centre

@@ -1,6 +1,6 @@
 """The shared frame of the training-free upmix separators (stereo spatial and mono).
 
-Both work in the STFT domain (torch, CPU or CUDA) and produce two kinds of output:
+Both work in the STFT domain (numpy on the CPU, torch on CUDA: `upmix.stft`) and produce two kinds of output:
 
 - *direct* stems, one per destination speaker of the target's stage (`upmix.stage.Stage`):
   per-bin re-panned spectra, resynthesised by overlap-add;
@@ -21,11 +21,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..dsp import BlockConvolver, decorrelation_filters
 from ..stage import Stage
-from ..stft import StreamingISTFT, StreamingSTFT, resolve_device
+from ..stft import Array, StreamingISTFT, StreamingSTFT, array_module, device_kind, to_device, to_numpy
 from .base import Separator, Stems, StemSpec
 
 DECORRELATION_TAPS = 512
@@ -65,7 +64,8 @@ class StagedSeparator(Separator):
 
     def __init__(self, stage: Stage, device: str = "auto", exact_downmix: bool = False) -> None:
         self.stage = stage
-        self.device = resolve_device(device)
+        self.device = device_kind(device)
+        self.xp = array_module(self.device)
         self.exact_downmix = exact_downmix
         self.buses = self._buses()
 
@@ -78,7 +78,7 @@ class StagedSeparator(Separator):
         """Start a new stream (clear smoothing state)."""
 
     @abstractmethod
-    def _process(self, spec: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    def _process(self, spec: Array) -> tuple[dict[int, Array], Array]:
         """Input spectra (input_channels, T, K) -> ({destination index: direct spectrum (T, K)},
         bus spectra (len(buses), T, K))."""
 
@@ -104,11 +104,11 @@ class StagedSeparator(Separator):
 
     def stream(self, blocks: Iterable[np.ndarray], sample_rate: int) -> Iterator[dict[str, np.ndarray]]:
         n_fft = fft_size(sample_rate)
-        dev, dests, direct = self.device, self.stage.dests, self.direct
+        xp, dev, dests, direct = self.xp, self.device, self.stage.dests, self.direct
         self._reset(sample_rate, n_fft // 2)
-        analysis = StreamingSTFT(n_fft, self.input_channels, dev)
-        direct_syn = StreamingISTFT(n_fft, len(direct), dev)
-        bus_syn = StreamingISTFT(n_fft, len(self.buses), dev)
+        analysis = StreamingSTFT(n_fft, self.input_channels, xp, dev)
+        direct_syn = StreamingISTFT(n_fft, len(direct), xp, dev)
+        bus_syn = StreamingISTFT(n_fft, len(self.buses), xp, dev)
         taps = max(64, int(DECORRELATION_TAPS * sample_rate / 48000))
         n_dec = sum(dec for bus in self.buses for _, _, dec in bus.routes)
         filters = iter(decorrelation_filters(n_dec, taps)) if n_dec else iter(())
@@ -119,16 +119,13 @@ class StagedSeparator(Separator):
         pair = [f"direct.{dests[i].name}" for i in self.stage.front_pair()] if self.exact_downmix else None
         state = {"skip": analysis.latency, "consumed": 0, "emitted": 0, "input": []}
 
-        def emit(frames: torch.Tensor) -> dict[str, np.ndarray] | None:
+        def emit(frames: Array) -> dict[str, np.ndarray] | None:
             if frames.shape[1] == 0:  # a block shorter than the hop completes no frame
                 return None
             d_spec, b_spec = self._process(frames)
-            full = torch.zeros((len(direct),) + frames.shape[1:], dtype=frames.dtype, device=dev)
-            for k, i in enumerate(direct):
-                if i in d_spec:
-                    full[k] = d_spec[i]
-            d = direct_syn.push(full).cpu().numpy()
-            b = bus_syn.push(b_spec).cpu().numpy()
+            silent = xp.zeros(tuple(frames.shape[1:]), dtype=frames.dtype, device=dev)
+            d = to_numpy(direct_syn.push(xp.stack([d_spec.get(i, silent) for i in direct])))
+            b = to_numpy(bus_syn.push(b_spec))
             cut = min(state["skip"], d.shape[1])
             state["skip"] -= cut
             n = min(d.shape[1] - cut, state["consumed"] - state["emitted"])
@@ -156,7 +153,7 @@ class StagedSeparator(Separator):
             state["consumed"] += block.shape[1]
             if pair is not None:
                 state["input"].append(block)
-            out = emit(analysis.push(torch.from_numpy(block).to(dev)))
+            out = emit(analysis.push(to_device(block, xp, dev)))
             if out:
                 yield out
         out = emit(analysis.flush())
