@@ -17,8 +17,7 @@ from upmix.jobs.output import ahead
 from upmix.layouts import get_layout
 from upmix.separation import MonoSeparator, SpatialSeparator
 from upmix.stage import Stage, StageOptions
-from upmix.stft import (NVIDIA_DRIVER, StreamingISTFT, StreamingSTFT, array_module, smooth_bins, smooth_frames,
-                        to_numpy)
+from upmix.stft import NVIDIA_DRIVER, StreamingISTFT, StreamingSTFT, array_module, smooth_bins, smooth_frames, to_numpy
 
 RATE = 48000
 
