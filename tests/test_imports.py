@@ -123,8 +123,8 @@ LAYERS = (
     ("render", ("upmix.render",)),
     ("scene", ("upmix.scene",)),
     ("io", ("upmix.io",)),
-    ("base", ("upmix.dsp", "upmix.stft", "upmix.geometry", "upmix.layouts", "upmix.validate", "upmix.errors",
-              "upmix.files", "upmix.cache", "allocator", "upmix.allocator", "upmix")),
+    ("base", ("upmix.dsp", "upmix.stft", "upmix.pipeline", "upmix.geometry", "upmix.layouts", "upmix.validate",
+              "upmix.errors", "upmix.files", "upmix.cache", "allocator", "upmix.allocator", "upmix")),
 )
 """The layers of `upmix/`, top first (the map of DESIGN.md): a module imports only from its own
 layer and those below it."""

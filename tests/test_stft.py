@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from upmix.analysis import protocol_signal
-from upmix.jobs.output import ahead
 from upmix.layouts import get_layout
+from upmix.pipeline import ahead
 from upmix.separation import MonoSeparator, SpatialSeparator
 from upmix.stage import Stage, StageOptions
 from upmix.stft import NVIDIA_DRIVER, StreamingISTFT, StreamingSTFT, array_module, smooth_bins, smooth_frames, to_numpy

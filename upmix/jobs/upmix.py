@@ -14,6 +14,7 @@ from ..errors import UpmixError
 from ..files import refuse_overwriting
 from ..io import BitDepth, BlockReader, probe
 from ..layouts import get_layout, presets_dir
+from ..pipeline import ahead
 from ..render.downmix import fold_down_matrix
 from ..render.renderer import StemStream, file_source
 from ..render.targets import SpeakerTarget
@@ -22,7 +23,7 @@ from ..seating import performer_seats, scene_layout, seat_ambience, seat_familie
 from ..stage import STEREO_HALF_ANGLE, Stage, StageOptions
 from .describe import ambix_order
 from .options import RunOptions
-from .output import Progress, ahead, analysed, located, report_path, scene_renderer, target_for, write_output
+from .output import Progress, analysed, located, report_path, scene_renderer, target_for, write_output
 from .render import render_ambix
 
 DEFAULT_FORMAT = "7.1.4"
@@ -152,6 +153,7 @@ def upmix_file(source: Path, output: Path, options: RunOptions = RunOptions(), *
                 dialogue.process(out[dialogue_stem])
             yield out
 
+    # the stems are made a block ahead, while the renderer mixes and the writer writes
     stems = StemStream(ahead(stem_blocks()), [s.name for s in specs], reader.frames)
     if performers:  # each performer at its own place on the stage, or on a seat of the scene
         if scene is None:

@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
-import scipy.spatial
 from numpy.typing import ArrayLike
 
+from ..cache import cached_arrays
 from ..errors import UpmixError
 from ..geometry import cartesian, normalise, orthonormal_frame
 from ..layouts import Layout, Speaker
@@ -44,13 +44,31 @@ def _ngon_order(vertices: np.ndarray) -> np.ndarray:
     return np.argsort(np.arctan2(rel @ v, rel @ u))
 
 
+def _hull(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(simplices, equations) of the convex hull of `points` (qhull's), kept in the disk cache
+    (`upmix.cache`): the hull takes a millisecond, but importing scipy.spatial for it takes 0.1 s
+    of every run's start-up. ValueError when qhull finds no hull."""
+    def compute() -> dict[str, np.ndarray]:
+        import scipy.spatial
+
+        try:
+            hull = scipy.spatial.ConvexHull(points)
+        except scipy.spatial.QhullError as exc:
+            raise ValueError(str(exc)) from None
+        return {"simplices": hull.simplices.astype(np.int64), "equations": hull.equations}
+
+    key = b"qhull-v1:" + np.ascontiguousarray(points, dtype=np.float64).tobytes()
+    found = cached_arrays("hull", key, compute, ("simplices", "equations"))
+    return found["simplices"], found["equations"]
+
+
 def _hull_facets(points: np.ndarray) -> list[list[int]]:
     """Convex hull facets, coplanar triangles merged (vertex index lists, in qhull order)."""
-    hull = scipy.spatial.ConvexHull(points)
-    if np.any(hull.equations[:, 3] > -1e-6):
+    simplices, equations = _hull(points)
+    if np.any(equations[:, 3] > -1e-6):
         raise ValueError("the listener is not inside the convex hull of the speakers")
     facets: list[tuple[np.ndarray, list[int]]] = []
-    for tri, eq in zip(hull.simplices, hull.equations):
+    for tri, eq in zip(simplices, equations):
         for feq, verts in facets:
             if np.linalg.norm(feq - eq) < 1e-5:
                 verts.extend(v for v in tri if v not in verts)
@@ -105,7 +123,7 @@ class PointSourcePanner:
         elif self.num_speakers > 1:
             try:
                 self._configure(main)
-            except (ValueError, scipy.spatial.QhullError):
+            except ValueError:
                 raise UpmixError(
                     f"speaker layout {layout.name!r} does not surround the listener, so some "
                     "directions cannot be panned; add side/rear speakers or use a 2-speaker "
