@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dsp import BlockConvolver, decorrelation_filters
-from ..pipeline import ahead
 from ..stage import Stage
 from ..stft import Array, StreamingISTFT, StreamingSTFT, array_module, device_kind, to_device, to_numpy
 from .base import Separator, Stems, StemSpec
@@ -120,25 +119,12 @@ class StagedSeparator(Separator):
         pair = [f"direct.{dests[i].name}" for i in self.stage.front_pair()] if self.exact_downmix else None
         state = {"skip": analysis.latency, "consumed": 0, "emitted": 0, "input": []}
 
-        def spectra() -> Iterator[tuple[int, np.ndarray | None, tuple[Array, Array] | None]]:
-            """The first half, a block ahead on a worker thread: (input frames so far, the block,
-            the direct and bus spectra of the frames it completed, or None)."""
-            consumed = 0
-            for block in blocks:
-                block = np.asarray(block, dtype=np.float32)
-                consumed += block.shape[1]
-                yield consumed, block, split(analysis.push(to_device(block, xp, dev)))
-            yield consumed, None, split(analysis.flush())
-
-        def split(frames: Array) -> tuple[Array, Array] | None:
+        def emit(frames: Array) -> dict[str, np.ndarray] | None:
             if frames.shape[1] == 0:  # a block shorter than the hop completes no frame
                 return None
             d_spec, b_spec = self._process(frames)
             silent = xp.zeros(tuple(frames.shape[1:]), dtype=frames.dtype, device=dev)
-            return xp.stack([d_spec.get(i, silent) for i in direct]), b_spec
-
-        def emit(d_spec: Array, b_spec: Array) -> dict[str, np.ndarray] | None:
-            d = to_numpy(direct_syn.push(d_spec))
+            d = to_numpy(direct_syn.push(xp.stack([d_spec.get(i, silent) for i in direct])))
             b = to_numpy(bus_syn.push(b_spec))
             cut = min(state["skip"], d.shape[1])
             state["skip"] -= cut
@@ -162,14 +148,17 @@ class StagedSeparator(Separator):
             state["emitted"] += n
             return {name: v.astype(np.float32) for name, v in out.items()}
 
-        # analysis and the per-bin split on one thread, synthesis and decorrelation on this one
-        for consumed, block, spec in ahead(spectra()):
-            state["consumed"] = consumed
-            if pair is not None and block is not None:
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            state["consumed"] += block.shape[1]
+            if pair is not None:
                 state["input"].append(block)
-            out = emit(*spec) if spec is not None else None
+            out = emit(analysis.push(to_device(block, xp, dev)))
             if out:
                 yield out
+        out = emit(analysis.flush())
+        if out:
+            yield out
 
     @staticmethod
     def _spread(bus: Bus, a: np.ndarray, filtered: Iterable[np.ndarray]) -> list[np.ndarray]:
