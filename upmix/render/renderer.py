@@ -162,9 +162,11 @@ class DelayedSource:
             have += block.shape[1]
             self.length += block.shape[1]
         data = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-        out = np.zeros((self._voices, n), dtype=np.float32)
-        out[:, :min(n, data.shape[1])] = data[:, :n]
         self._pending = data[:, n:]
+        if data.shape[1] >= n:
+            return data[:, :n]
+        out = np.zeros((self._voices, n), dtype=np.float32)
+        out[:, :data.shape[1]] = data
         return out
 
     @property

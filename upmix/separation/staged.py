@@ -146,7 +146,7 @@ class StagedSeparator(Separator):
                 for side, name in enumerate(pair):
                     out[name] = out[name] + residual[side:side + 1]
             state["emitted"] += n
-            return {name: v.astype(np.float32) for name, v in out.items()}
+            return {name: v.astype(np.float32, copy=False) for name, v in out.items()}
 
         for block in blocks:
             block = np.asarray(block, dtype=np.float32)
