@@ -68,10 +68,10 @@ class MonoSeparator(StagedSeparator):
         power = smooth_bins(xp.abs(x) ** 2, 3)
         earlier = xp.concat([power[:1] if self._previous is None else self._previous[None], power[:-1]])
         self._previous = power[-1]
-        floor = xp.clip(power, min=1e-30)
-        ambience = xp.clip(self._decay * earlier / floor, min=0.0, max=AMBIENCE_MAX)
+        floor = xp.maximum(power, 1e-30)
+        ambience = xp.minimum(self._decay * earlier / floor, AMBIENCE_MAX)  # never negative
         slow, self._slow = smooth_frames(power, self._slow_alpha, self._slow)
-        transient = xp.clip(1 - TRANSIENT_RATIO * slow / floor, min=0.0, max=1.0)
+        transient = xp.maximum(1 - TRANSIENT_RATIO * slow / floor, 0.0)  # never above 1
         direct = 1 - ambience
         centre_energy = direct * (transient + (1 - transient) * (1 - SPREAD))
         wide_energy = direct * (1 - transient) * SPREAD

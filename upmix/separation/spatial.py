@@ -104,19 +104,20 @@ class SpatialSeparator(StagedSeparator):
         a, b, c_re, c_im = stats
         diff = a - b
         c_abs = xp.sqrt(c_re ** 2 + c_im ** 2)
-        spread = xp.sqrt(diff ** 2 + 4 * c_abs ** 2)  # lambda1 - lambda2
-        safe = xp.clip(spread, min=1e-30)
-        cos2 = xp.where(spread > 0, diff / safe, xp.zeros_like(diff))  # cos 2 theta, 1 = all left
+        spread = xp.sqrt(diff ** 2 + 4 * c_abs ** 2)  # lambda1 - lambda2, never below |diff|
+        safe = xp.maximum(spread, 1e-30)
+        cos2 = diff / safe  # cos 2 theta, 1 = all left (0 where spread, and so diff, is 0)
         sin2 = 2 * c_abs / safe
-        cos_t, sin_t = xp.sqrt(xp.clip(1 + cos2, min=0) / 2), xp.sqrt(xp.clip(1 - cos2, min=0) / 2)
-        # phase of the right channel relative to the left, as a unit phasor
-        rel = xp.where(c_abs > 0, (c_re - 1j * c_im) / xp.clip(c_abs, min=1e-30), xp.ones_like(cross))
+        cos_t, sin_t = xp.sqrt(xp.maximum(1 + cos2, 0) / 2), xp.sqrt(xp.maximum(1 - cos2, 0) / 2)
+        # phase of the right channel relative to the left, as a unit phasor (1 where there is none)
+        silent = xp.astype(c_abs == 0, c_abs.dtype)
+        rel = (c_re + silent - 1j * c_im) / (c_abs + silent)
         # normalised eigenvalue spread, bias-corrected; the directional share along the principal
         # direction is 2 r / (1 + r); out-of-phase components count as ambience
-        r2 = (spread / xp.clip(a + b, min=1e-30)) ** 2
-        r = xp.sqrt(xp.clip((r2 - SPREAD_BIAS) / (1 - SPREAD_BIAS), min=0.0, max=1.0))
+        r2 = (spread / xp.maximum(a + b, 1e-30)) ** 2
+        r = xp.sqrt(xp.minimum(xp.maximum((r2 - SPREAD_BIAS) / (1 - SPREAD_BIAS), 0.0), 1.0))
         in_phase = 1 - sin2 * (1 - rel.real) / 2
-        gamma = xp.clip(2 * r / (1 + r) * in_phase, min=0.0, max=1.0)
+        gamma = xp.minimum(xp.maximum(2 * r / (1 + r) * in_phase, 0.0), 1.0)
 
         full = cos_t * xl + sin_t * rel.conj() * xr  # the bin projected on the panning direction
         s = gamma * full  # mono primary: P = s (cos theta, sin theta e^(j phi))
@@ -124,19 +125,20 @@ class SpatialSeparator(StagedSeparator):
         # ambience are rendered incoherently, so the off-direction part is raised to make up the
         # energy 2 gamma (1 - gamma) |full|^2 the split loses (at most 6 dB, and never along the
         # direction, so leakage of a panned source stays where it was). Where the ambience folds
-        # back (`StageOptions.fold_back`), the split must add up to the bin instead: nothing is raised.
-        off_l, off_r = xl - full * cos_t, xr - full * sin_t * rel
+        # back (`StageOptions.fold_back`), the split must add up to the bin instead: nothing is
+        # raised, and the ambience is the bin less the primary.
         if self.stage.options.fold_back:
-            boost = xp.ones_like(gamma)
+            ambience = xp.stack([xl - s * cos_t, xr - s * sin_t * rel])
         else:
+            off_l, off_r = xl - full * cos_t, xr - full * sin_t * rel
             e_off = off_l.real ** 2 + off_l.imag ** 2 + off_r.real ** 2 + off_r.imag ** 2
             e_full = full.real ** 2 + full.imag ** 2
-            boost = xp.clip(xp.sqrt(1 + 2 * gamma * (1 - gamma) * e_full / xp.clip(e_off, min=1e-30)), max=2.0)
-        along = (1 - gamma) * full
-        ambience = xp.stack([off_l * boost + along * cos_t, off_r * boost + along * sin_t * rel])
+            boost = xp.minimum(xp.sqrt(1 + 2 * gamma * (1 - gamma) * e_full / xp.maximum(e_off, 1e-30)), 2.0)
+            along = (1 - gamma) * full
+            ambience = xp.stack([off_l * boost + along * cos_t, off_r * boost + along * sin_t * rel])
 
         stereo_az = xp.atan(TAN_HALF_ANGLE * cos2) * (180 / math.pi)
-        half = (1 + rel) / xp.clip(xp.abs(1 + rel), min=1e-30)  # half the relative phase
+        half = (1 + rel) / xp.maximum(xp.abs(1 + rel), 1e-30)  # half the relative phase
         if self._complementary_centre:
             return self._folding_back(s, stereo_az, cos_t, sin_t, rel, half), ambience
         gains = self._as_recorded_gains(stereo_az, cos_t, sin_t) if self._as_recorded else \
