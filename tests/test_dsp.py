@@ -84,3 +84,32 @@ def test_lowpass_streams_and_cuts(rng):
     _, resp = scipy.signal.sosfreqz(sos, worN=[120, 1000], fs=48000)
     assert abs(resp[0]) == pytest.approx(0.5, abs=1e-3)  # -6 dB at the cut-off (Linkwitz-Riley)
     assert abs(resp[1]) < 1e-3
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 96000])
+def test_k_weighting_is_pyloudnorms_filter_pair(rate):
+    """The biquads are pyloudnorm's designs (its IIRfilter, which imports scipy.signal), and the
+    impulse response the meter convolves with is theirs, cut where nothing is left of it."""
+    from pyloudnorm.iirfilter import IIRfilter
+
+    from upmix.dsp import k_weighting, k_weighting_fir
+
+    theirs = [IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, rate, "high_shelf"), IIRfilter(0.0, 0.5, 38.0, rate, "high_pass")]
+    for (b, a), f in zip(k_weighting(rate), theirs):
+        np.testing.assert_allclose(b, f.b, rtol=1e-12)
+        np.testing.assert_allclose(a, f.a, rtol=1e-12)
+    fir = k_weighting_fir(rate)
+    impulse = np.zeros(8 * len(fir))
+    impulse[0] = 1.0
+    for f in theirs:
+        impulse = scipy.signal.lfilter(f.b, f.a, impulse)
+    np.testing.assert_allclose(fir, impulse[:len(fir)], atol=1e-6)
+    assert np.sum(impulse[len(fir):] ** 2) < 1e-9 * np.sum(impulse ** 2)
+
+
+def test_block_convolver_filters_each_channel_with_its_own(rng):
+    h = rng.standard_normal((2, 40)).astype(np.float32)
+    x = rng.standard_normal((2, 1000)).astype(np.float32)
+    conv = BlockConvolver(h, each=True)
+    y = np.concatenate([conv.process(x[:, :300]), conv.process(x[:, 300:])], axis=1)
+    np.testing.assert_allclose(y, np.stack([np.convolve(x[c], h[c])[:1000] for c in range(2)]), atol=1e-4)

@@ -179,3 +179,16 @@ def test_example_quartet_renders(tmp_path):
     front = [names.index(n) for n in ("M+030", "M-030", "M+000", "U+045", "U-045")]
     around = [names.index(n) for n in ("M+090", "M-090", "M+135", "M-135", "U+135", "U-135")]
     assert share[front].sum() > 0.5 and all(share[i] > 0.02 for i in around)
+
+
+def test_gain_mixer_voice_by_voice_equals_the_matrix_product(rng):
+    """A matrix with one channel per voice (a stage of stems) is applied voice by voice, with the
+    matrix product's result; a full matrix still goes through the product."""
+    from upmix.render.targets import GainMixer
+
+    x = rng.standard_normal((4, 500)).astype(np.float32)
+    sparse = np.zeros((5, 4), np.float32)
+    sparse[[0, 2, 2, 4], [0, 1, 2, 3]] = [1.0, 0.5, 1.0, 2.0]
+    full = rng.standard_normal((5, 4)).astype(np.float32)
+    for gains in (sparse, full):
+        np.testing.assert_allclose(GainMixer(gains).process(x), gains @ x, atol=1e-5)

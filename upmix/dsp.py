@@ -29,7 +29,7 @@ def bs1770_weights(azimuth: ArrayLike, elevation: ArrayLike, is_lfe: ArrayLike) 
 
 
 def k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The two biquads (b, a) of the BS.1770-4 K-weighting at `sample_rate`: a +4 dB high shelf at
+    """The two biquads (b, a; a[0] = 1) of the BS.1770-4 K-weighting at `sample_rate`: a +4 dB high shelf at
     1500 Hz (Q 1/sqrt 2) and a high pass at 38 Hz (Q 0.5), by the RBJ cookbook formulas exactly as
     pyloudnorm designs them (`pyloudnorm.iirfilter.IIRfilter`, which cannot be imported without
     scipy.signal, 0.8 s of start-up; the tests check these against it)."""
@@ -43,7 +43,7 @@ def k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
                        (a + 1) - (a - 1) * cos[0] - root]))
     highpass = (np.array([(1 + cos[1]) / 2, -(1 + cos[1]), (1 + cos[1]) / 2]),
                 np.array([1 + alpha[1], -2 * cos[1], 1 - alpha[1]]))
-    return [shelf, highpass]
+    return [(b / a[0], a / a[0]) for b, a in (shelf, highpass)]
 
 
 def k_weighting_fir(sample_rate: int) -> np.ndarray:
