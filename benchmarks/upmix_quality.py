@@ -56,7 +56,7 @@ def align(output: np.ndarray, layout: Layout, reference: np.ndarray, max_lag: in
 
 def run_upmix(src: Path, out: Path, fmt: str, *extra: str) -> np.ndarray:
     subprocess.run([sys.executable, "-m", "upmix", "run", str(src), "-o", str(out), "-f", fmt, "--bits", "float",
-                    "-q", *extra], check=True)
+                    "-q", "-y", *extra], check=True)  # -y: each run replaces the previous one's file
     return read(out)[0]
 
 
