@@ -4,6 +4,7 @@ The torch namespace is exercised here on the CPU, so the code a CUDA device runs
 every machine (tests/test_gpu.py compares the two devices where there is one).
 """
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -67,7 +68,7 @@ def test_separators_agree_on_numpy_and_torch(cls, channels):
         np.testing.assert_allclose(other[k], cpu[k], atol=2e-4)
 
 
-@pytest.mark.skipif(any(__import__("os").path.exists(p) for p in NVIDIA_DRIVER),
+@pytest.mark.skipif(any(os.path.exists(p) for p in NVIDIA_DRIVER),
                     reason="with an NVIDIA driver, auto may pick CUDA and so import torch")
 def test_upmix_run_imports_neither_torch_nor_scipy_signal(tmp_path):
     """Start-up: torch (1.5 s) and scipy.signal (0.8 s) cost more than ffmpeg needs to upmix a

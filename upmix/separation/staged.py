@@ -1,6 +1,7 @@
 """The shared frame of the training-free upmix separators (stereo spatial and mono).
 
-Both work in the STFT domain (numpy on the CPU, torch on CUDA: `upmix.stft`) and produce two kinds of output:
+Both work in the STFT domain (numpy on the CPU, torch on CUDA: `upmix.stft`) and produce two
+kinds of output:
 
 - *direct* stems, one per destination speaker of the target's stage (`upmix.stage.Stage`):
   per-bin re-panned spectra, resynthesised by overlap-add;
