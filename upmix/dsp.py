@@ -62,10 +62,11 @@ class LoudnessMeter:
     """Integrated loudness (ITU-R BS.1770-4, LUFS) of a multichannel stream.
 
     The K-weighting is pyloudnorm's filter pair (`k_weighting`), applied as its impulse response
-    by FFT convolution (`k_weighting_fir`: as fast as scipy's IIR filter, and without importing
-    scipy.signal); the gating is done here on 100 ms energy sums so any channel count and weights
-    work and memory stays small for long files (pyloudnorm's Meter takes at most five channels in
-    a fixed order and needs the whole signal in memory).
+    by FFT convolution (`k_weighting_fir`: 10-40 % slower than scipy's IIR filter, measured, but
+    without importing scipy.signal, 0.8 s of every run's start-up). The gating is done here on
+    100 ms energy sums so any channel count and weights work and memory stays small for long files
+    (pyloudnorm's Meter takes at most five channels in a fixed order and needs the whole signal in
+    memory).
 
     Args:
         sample_rate: Hz.
@@ -188,7 +189,6 @@ class TruePeakMeter:
         z = np.concatenate([self._history, x], axis=1)
         n = x.shape[1]
         if n:
-            self.peak = max(self.peak, float(np.abs(x).max()))
             # an interpolated point is at most the phase's L1 norm times the largest sample under
             # the filter, so a chunk of windows whose samples all lie that far below the peak so
             # far cannot raise it and is skipped (most of a programme once its peak has passed)
@@ -196,6 +196,7 @@ class TruePeakMeter:
             padded = np.zeros((z.shape[0], (chunks + 1) * size), dtype=np.float32)
             padded[:, :z.shape[1]] = z
             top = np.abs(padded).reshape(z.shape[0], chunks + 1, size).max(axis=2)
+            self.peak = max(self.peak, float(top.max()))  # the sample peak (the history was seen before)
             bound = np.maximum(top[:, :-1], top[:, 1:]) * np.float32(_TRUE_PEAK_GAIN * (1 + 1e-4))
             channel, chunk = np.nonzero(bound > np.float32(self.peak))
             if len(channel):
