@@ -132,6 +132,10 @@ def main() -> None:
             ratio = f"{peer[0] / own:.2f}x" if peer else "-"
             print(f"| {name:30} | {own:6.3f} | {args.seconds / own:11.1f} | {wall:9.2f} | {rss:12.0f} "
                   f"| {ratio:>15} |")
+        if peer:
+            speed = peer[0] / results["render to file (upmix render)"][0]
+            print(f"\n- {'PASS' if speed >= 1.0 else 'FAIL'}  render to file: {speed:.2f}x ffmpeg's speed "
+                  "(issue 28: at least 1.0)")
 
 
 if __name__ == "__main__":
